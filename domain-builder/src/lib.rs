@@ -1,0 +1,1 @@
+//! domain-builder crate (being written).

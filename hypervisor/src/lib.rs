@@ -1,0 +1,1 @@
+//! hypervisor crate (being written).

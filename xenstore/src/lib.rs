@@ -1,0 +1,1 @@
+//! xenstore crate (being written).

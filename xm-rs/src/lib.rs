@@ -1,0 +1,1 @@
+//! xm-rs library (being written).
