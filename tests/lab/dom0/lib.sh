@@ -50,3 +50,48 @@ result() {
     echo "@@RESULT $name $*"
     [ -d "$LAB_SHARE" ] && mkdir -p "$LAB_SHARE/results" && echo "$name $*" >> "$LAB_SHARE/results/results.txt"
 }
+
+# --- guests that boot like a distribution from LVM (scenarios need
+#     "# lab-packages: lvm2 libdevmapper-event1.02.1 libdevmapper1.02.1 libaio1 e2fsprogs"
+#     "# lab-bins: /sbin/lvm /sbin/mke2fs" and LAB_LVM_SIZE_MB of dom0 RAM at most, sparse)
+
+# ensure_vg VG SIZE_MB: a volume group on a sparse loop-backed file, created once.
+ensure_vg() {
+    local vg=$1 size=$2 img=/var/lib/xen/$1.pv loop
+    vgs_lvm() { lvm vgs --noheadings -o vg_name 2>/dev/null | tr -d ' '; }
+    vgs_lvm | grep -qx "$vg" && return 0
+    mkdir -p /etc/lvm /run/lvm /run/lock/lvm
+    # no udev in the lab's dom0: LVM makes its /dev nodes itself
+    cat > /etc/lvm/lvm.conf <<LVM
+activation { udev_sync = 0 udev_rules = 0 verify_udev_operations = 1 monitoring = 0 }
+devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" }
+global { use_lvmetad = 0 }
+LVM
+    truncate -s "${size}M" "$img"
+    # busybox sh prefers its own applets: name util-linux losetup by its path
+    loop=$(/usr/sbin/losetup --find --show "$img") || fail "losetup for $img"
+    lvm pvcreate -q "$loop" >/dev/null || fail "pvcreate $loop"
+    lvm vgcreate -q "$vg" "$loop" >/dev/null || fail "vgcreate $vg"
+}
+
+# setup_lvm_guest VG NAME ROOT_MB SWAP_MB IP/PREFIX PEER: volumes VG/NAME.root (ext3, holding
+# the lab's root filesystem with its network settings) and VG/NAME.swap (mkswap'ed).
+setup_lvm_guest() {
+    local vg=$1 name=$2 root_mb=$3 swap_mb=$4 ip=$5 peer=$6 dir=/tmp/rootfs-$2
+    lvm lvcreate -q -y -Zn -Wn -n "$name.root" -L "${root_mb}M" "$vg" >/dev/null || fail "lvcreate $vg/$name.root"
+    lvm lvcreate -q -y -Zn -Wn -n "$name.swap" -L "${swap_mb}M" "$vg" >/dev/null || fail "lvcreate $vg/$name.swap"
+    rm -rf "$dir"; mkdir -p "$dir"
+    tar -xf /lab/guest/rootfs.tar -C "$dir" || fail "unpacking the guest root filesystem"
+    printf 'LAB_IP=%s\nLAB_PEER=%s\n' "$ip" "$peer" > "$dir/etc/lab-net.conf"
+    /sbin/mke2fs -q -F -t ext3 -L "$name-root" -d "$dir" "/dev/$vg/$name.root" || fail "mke2fs on /dev/$vg/$name.root"
+    mkswap "/dev/$vg/$name.swap" >/dev/null || fail "mkswap /dev/$vg/$name.swap"
+    rm -rf "$dir"
+}
+
+# install_boot_files: the guest kernel and the root-disk initrd where Debian keeps a kernel,
+# /boot/vmlinuz-$(uname -r) and /boot/initrd.img-$(uname -r) (dom0 and guest share a kernel).
+install_boot_files() {
+    mkdir -p /boot
+    cp /lab/guest/vmlinuz "/boot/vmlinuz-$(uname -r)"
+    cp /lab/guest/initrd-rootdisk.gz "/boot/initrd.img-$(uname -r)"
+}

@@ -109,6 +109,10 @@ boot_group() {  # boot_group INDEX XENSTORED SCENARIO...
                 "@@LAB-SETUP-FAILED"*)
                     for s in "$@"; do SCN_END[$s]=$((now - t0)); set_status "$s" FAIL "dom0 set-up failed: ${line#@@LAB-SETUP-FAILED }"; done
                     ended=("$@") ;;
+                "@@SCENARIO-TIMEOUT "*|"@@SCENARIO-LEFTOVER "*)
+                    # dom0 is cleaning up after the scenario (destroying a large domain is
+                    # slow under emulation): give it time before the backstop fires
+                    deadline=$((now + 120 * 1000000)) ;;
                 "@@LAB-DONE"*) lab_done=1 ;;
             esac
         fi

@@ -57,6 +57,9 @@ mk_busybox_rootfs() {
     ln -s usr/lib "$r/lib"; ln -s usr/lib64 "$r/lib64"; ln -s ../run "$r/var/run"
     cp "$LAB_ROOT/bin/busybox" "$r/bin/busybox"
     for a in $("$LAB_ROOT/bin/busybox" --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+    # the kernel runs /sbin/poweroff and /sbin/reboot itself when the toolstack asks a guest
+    # to shut down (xenstore control/shutdown -> orderly_poweroff)
+    for a in poweroff reboot halt; do ln -s ../bin/busybox "$r/sbin/$a"; done
     echo "root:x:0:0:root:/root:/bin/sh" > "$r/etc/passwd"
     echo "root:x:0:" > "$r/etc/group"
 }
@@ -102,6 +105,7 @@ build_dom0_base() {
     mkdir -p "$d/lab/guest" "$d/lab/scenarios" "$d/lab/files"
     cp "$LAB_VMLINUZ" "$d/lab/guest/vmlinuz"
     cp "$LAB_BUILD/guest.cpio.gz" "$d/lab/guest/initrd.gz"
+    cp "$LAB_BUILD/initrd-rootdisk.gz" "$LAB_BUILD/rootfs.tar" "$d/lab/guest/"
     install -m 755 "$LAB_DIR/dom0/init" "$d/init"
     install -m 644 "$LAB_DIR/dom0/lib.sh" "$d/lab/lib.sh"
     install -m 755 "$LAB_DIR/dom0/stream-consoles.sh" "$d/lab/stream-consoles.sh"
@@ -127,4 +131,22 @@ build_dom0_group() {
         done < "$LAB_DIR/scenarios/$s.files"
     done
     pack "$g" "$out"
+}
+
+# build_rootdisk_guest: the pieces of a guest that boots like a distribution from an LVM root
+# volume: /lab/guest/initrd-rootdisk.gz (mounts root= and switch_roots) and
+# /lab/guest/rootfs.tar (the root filesystem dom0 puts on the volume; busybox init).
+build_rootdisk_guest() {
+    local i=$LAB_BUILD/rootdisk-initrd r=$LAB_BUILD/rootdisk-rootfs
+    mk_busybox_rootfs "$i"
+    add_modules "$i" xen-blkfront xen-netfront ext4 crc32c_generic
+    install -m 755 "$LAB_DIR/guest/init-rootdisk" "$i/init"
+    pack "$i" "$LAB_BUILD/initrd-rootdisk.gz"
+    mk_busybox_rootfs "$r"
+    rm -f "$r/sbin/init"; ln -s ../bin/busybox "$r/sbin/init"
+    mkdir -p "$r/etc/init.d"
+    install -m 755 "$LAB_DIR/guest/rootdisk/rcS" "$r/etc/init.d/rcS"
+    install -m 755 "$LAB_DIR/guest/rootdisk/rcK" "$r/etc/init.d/rcK"
+    install -m 644 "$LAB_DIR/guest/rootdisk/inittab" "$r/etc/inittab"
+    (cd "$r" && tar --owner=0 --group=0 -cf "$LAB_BUILD/rootfs.tar" .)
 }
