@@ -2,7 +2,7 @@
 # The peer every later benchmark compares against: Debian's `xl create` of a PV guest (the
 # Debian 6.1 kernel, the lab's busybox initramfs as /init) with a file-backed disk and a
 # bridged vif. The guest writes to its disk (dom0 reads it back) and pings dom0 over xenbr0.
-# lab-timeout: 180
+# lab-timeout: 300
 # lab-expect: [xlbase] GUEST-UP
 # lab-expect: [xlbase] GUEST-DISK-WRITE-OK
 # lab-expect: [xlbase] GUEST-NET-OK eth0 mac=00:16:3e:00:00:01

@@ -1,0 +1,36 @@
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong while wiring a domain's devices. Each message names the device or file
+/// so an operator knows where to look.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("disk source {path}: {source}")]
+    DiskSource { path: PathBuf, source: io::Error },
+    #[error("disk source {0} is not a block device (use file: for image files)")]
+    NotABlockDevice(PathBuf),
+    #[error("{path} ({major:x}:{minor:x}) is already in use {how} by domain {domid}; use mode 'w!' to share it anyway")]
+    DeviceBusy {
+        path: PathBuf,
+        major: u32,
+        minor: u32,
+        domid: u32,
+        how: &'static str,
+    },
+    #[error("loop device for {path}: {source}")]
+    Loop { path: PathBuf, source: io::Error },
+    #[error("bridge {0} does not exist (is it configured in /etc/network/interfaces?)")]
+    NoSuchBridge(String),
+    #[error("network interface {0} does not exist")]
+    NoSuchInterface(String),
+    #[error("rtnetlink {op} on {ifname}: {source}")]
+    Netlink {
+        op: &'static str,
+        ifname: String,
+        source: io::Error,
+    },
+    #[error("interface name {0:?} is not valid (1 to 15 bytes, no '/' or whitespace)")]
+    BadInterfaceName(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
