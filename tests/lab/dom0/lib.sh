@@ -95,3 +95,27 @@ install_boot_files() {
     cp /lab/guest/vmlinuz "/boot/vmlinuz-$(uname -r)"
     cp /lab/guest/initrd-rootdisk.gz "/boot/initrd.img-$(uname -r)"
 }
+
+# busybox_guest_cfg NAME MAC: writes /etc/xen/NAME.cfg (xl syntax) for the lab's busybox
+# guest with a fresh 16 MB file-backed disk (/var/lib/xen/NAME.img, xvda) and a vif on
+# xenbr0 with MAC; the guest writes to the disk, pings dom0 and powers off.
+busybox_guest_cfg() {
+    dd if=/dev/zero of="/var/lib/xen/$1.img" bs=1M count=16 2>/dev/null
+    cat > "/etc/xen/$1.cfg" <<CFG
+name    = "$1"
+type    = "pv"
+kernel  = "/lab/guest/vmlinuz"
+ramdisk = "/lab/guest/initrd.gz"
+extra   = "console=hvc0 rdinit=/init panic=1 quiet lab.disk=xvda lab.net=10.99.0.2/24 lab.ping=10.99.0.1"
+memory  = 128
+vcpus   = 1
+on_crash = "destroy"
+disk    = [ 'file:/var/lib/xen/$1.img,xvda,w' ]
+vif     = [ 'bridge=xenbr0,mac=$2' ]
+CFG
+}
+
+# guest_wrote_disk NAME: the busybox guest's marker is on /var/lib/xen/NAME.img.
+guest_wrote_disk() {
+    head -c 30 "/var/lib/xen/$1.img" | grep -q XM-RS-LAB-WROTE-THIS-FROM-DOMU
+}

@@ -12,19 +12,7 @@
 # lab-expect: XL-BASELINE-DOMAIN-GONE
 . /lab/lib.sh
 
-dd if=/dev/zero of=/var/lib/xen/xlbase.img bs=1M count=16 2>/dev/null
-cat > /etc/xen/xlbase.cfg <<CFG
-name    = "xlbase"
-type    = "pv"
-kernel  = "/lab/guest/vmlinuz"
-ramdisk = "/lab/guest/initrd.gz"
-extra   = "console=hvc0 rdinit=/init panic=1 quiet lab.disk=xvda lab.net=10.99.0.2/24 lab.ping=10.99.0.1"
-memory  = 128
-vcpus   = 1
-on_crash = "destroy"
-disk    = [ 'file:/var/lib/xen/xlbase.img,xvda,w' ]
-vif     = [ 'bridge=xenbr0,mac=00:16:3e:00:00:01' ]
-CFG
+busybox_guest_cfg xlbase 00:16:3e:00:00:01
 xl info | grep -E '^(xen_version|total_memory|free_memory|nr_cpus)'
 mark xl-create-start
 t0=$(now_ms)
@@ -38,7 +26,7 @@ t2=$(now_ms)
 result xl-create-to-guest-done-ms $((t2 - t0))
 domain_gone_wait xlbase 60 || fail "guest still there 60 s after GUEST-DONE"
 echo "XL-BASELINE-DOMAIN-GONE"
-if head -c 30 /var/lib/xen/xlbase.img | grep -q XM-RS-LAB-WROTE-THIS-FROM-DOMU; then
+if guest_wrote_disk xlbase; then
     echo "DOM0-SEES-GUEST-DISK-WRITE"
 else
     fail "dom0 does not see the guest's write on xlbase.img"
