@@ -1,1 +1,5 @@
-//! xm-rs library (being written).
+//! xm-rs: an xm-compatible Xen PV toolstack. This crate holds the config language
+//! ([`config`]) and the `xm` command line ([`cli`]); the binary is a thin shell over them.
+
+pub mod cli;
+pub mod config;

@@ -1,3 +1,5 @@
-fn main() {
-    std::process::exit(2);
+//! `xm`: a thin shell over [`xm_rs::cli`].
+
+fn main() -> std::process::ExitCode {
+    xm_rs::cli::run()
 }
