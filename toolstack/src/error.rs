@@ -31,6 +31,19 @@ pub enum Error {
     },
     #[error("interface name {0:?} is not valid (1 to 15 bytes, no '/' or whitespace)")]
     BadInterfaceName(String),
+    #[error("console pty {path}: {source}")]
+    ConsolePty { path: PathBuf, source: io::Error },
+    #[error("console pty {path} did not appear within {waited:?} (is xenconsoled running?)")]
+    ConsolePtyTimeout {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+    #[error(
+        "console escape {0:?} is not valid: give one character, or ^ and a character (e.g. ^])"
+    )]
+    BadConsoleEscape(String),
+    #[error("console: {op}: {source}")]
+    Console { op: &'static str, source: io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

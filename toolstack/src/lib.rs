@@ -4,6 +4,7 @@
 
 pub mod blockdev;
 pub mod bridge;
+pub mod console;
 mod error;
 pub mod layout;
 pub mod loopback;
