@@ -1,0 +1,8 @@
+#!/bin/sh
+# xenstore-bench-c.sh against our xenstored-rs.
+# lab-xenstored: ours
+# lab-timeout: 420
+# lab-expect: XS-BENCH-DONE xenstored=ours
+. /lab/lib.sh
+. /lab/files/xenstore-lab.sh
+xs_bench ours

@@ -1,0 +1,139 @@
+# Helpers for the xenstore lab scenarios (copied to /lab/files/xenstore-lab.sh through the
+# scenarios' .files lists). POSIX sh for busybox; needs /lab/lib.sh sourced first.
+
+# Our multi-call tools under Xen's names.
+xs_setup_our_tools() {
+    mkdir -p /tmp/xsrs
+    for t in read write ls rm chmod exists list watch; do
+        ln -sf /usr/local/bin/xenstore-rs /tmp/xsrs/xenstore-$t
+    done
+}
+
+XS_TOOL_DIFFS=0
+# xs_same CMD ARGS...: run Debian's xenstore-CMD and ours with the same arguments; stdout and
+# exit status must match.
+xs_same() {
+    local cmd=$1; shift
+    "xenstore-$cmd" "$@" > /tmp/xs-c.out 2>/tmp/xs-c.err; local rc_c=$?
+    "/tmp/xsrs/xenstore-$cmd" "$@" > /tmp/xs-r.out 2>/tmp/xs-r.err; local rc_r=$?
+    if [ $rc_c != $rc_r ] || ! cmp -s /tmp/xs-c.out /tmp/xs-r.out; then
+        XS_TOOL_DIFFS=$((XS_TOOL_DIFFS + 1))
+        echo "XS-TOOL-DIFF xenstore-$cmd $* (debian rc=$rc_c, ours rc=$rc_r)"
+        diff /tmp/xs-c.out /tmp/xs-r.out | head -20
+        head -3 /tmp/xs-c.err /tmp/xs-r.err
+    else
+        echo "XS-TOOL-SAME xenstore-$cmd $* rc=$rc_c lines=$(wc -l < /tmp/xs-c.out)"
+    fi
+}
+
+# xs_same_effect SETUP_CMD...: run a modifying command with Debian's tool, capture the tree,
+# reset, run ours, capture again; the trees must match.
+xs_same_effect() {
+    local cmd=$1; shift
+    xenstore-chmod /xstools n0; xenstore-rm /xstools/fx 2>/dev/null
+    xenstore-write /xstools/fx/t/u/v 1 /xstools/fx/keep 2
+    "xenstore-$cmd" "$@"; local rc_c=$?
+    xenstore-ls -f -p /xstools/fx > /tmp/xs-c.tree 2>&1
+    xenstore-chmod /xstools n0; xenstore-rm /xstools/fx 2>/dev/null
+    xenstore-write /xstools/fx/t/u/v 1 /xstools/fx/keep 2
+    "/tmp/xsrs/xenstore-$cmd" "$@"; local rc_r=$?
+    xenstore-ls -f -p /xstools/fx > /tmp/xs-r.tree 2>&1
+    if [ $rc_c != $rc_r ] || ! cmp -s /tmp/xs-c.tree /tmp/xs-r.tree; then
+        XS_TOOL_DIFFS=$((XS_TOOL_DIFFS + 1))
+        echo "XS-TOOL-DIFF effect of xenstore-$cmd $* (debian rc=$rc_c, ours rc=$rc_r)"
+        diff /tmp/xs-c.tree /tmp/xs-r.tree | head -20
+    else
+        echo "XS-TOOL-SAME effect of xenstore-$cmd $* rc=$rc_c"
+    fi
+}
+
+xs_tools_compare() {
+    xs_setup_our_tools
+    xenstore-write /xstools/a "hello world" /xstools/b/c 'x\ty' /xstools/bin '\001\x7fz\\' /xstools/empty ""
+    xenstore-write /xstools/long "$(printf '%0100d' 7)"
+    xs_same read /xstools/a
+    xs_same read -p /xstools/a /xstools/b/c
+    xs_same read -R /xstools/bin
+    xs_same read /xstools/bin /xstools/empty
+    xs_same read /xstools/none
+    xs_same exists /xstools/a
+    xs_same exists /xstools/none
+    xs_same list /xstools
+    xs_same list -p /xstools
+    xs_same list /
+    xs_same list /xstools/none
+    xs_same ls /xstools
+    xs_same ls -f /xstools
+    xs_same ls -p /xstools
+    xs_same ls -f -p /xstools
+    xs_same ls /xstools/none
+    xs_same ls -f
+    xs_same ls
+    xs_same_effect rm -t /xstools/fx/t/u/v
+    xs_same_effect rm /xstools/fx/t
+    xs_same_effect write /xstools/fx/n1 'a\nb' /xstools/fx/n2 '\x41'
+    xs_same_effect write -R /xstools/fx/raw 'a\nb'
+    xs_same_effect chmod /xstools/fx/t n0 r0
+    xs_same_effect chmod -r /xstools/fx/t b0
+    xs_same_effect chmod -u /xstools/fx/t/u w0
+    # Through /dev/xen/xenbus instead of the socket: dom0's kernel forwards over its ring to
+    # the daemon (libxenstore and our client both take XENSTORED_PATH as socket or device).
+    export XENSTORED_PATH=/dev/xen/xenbus
+    xs_same read /local/domain/0/name
+    xs_same ls -f /local/domain/0
+    xs_same_effect write /xstools/fx/viadev 'through xenbus'
+    unset XENSTORED_PATH
+    # Watches: both watchers see the registration event and one write.
+    xenstore-watch -n 2 /xstools/watched > /tmp/xs-wc.out & local wc=$!
+    /tmp/xsrs/xenstore-watch -n 2 /xstools/watched > /tmp/xs-wr.out & local wr=$!
+    sleep 1
+    xenstore-write /xstools/watched/x 1
+    sleep 1
+    kill $wc $wr 2>/dev/null; wait $wc $wr 2>/dev/null
+    if cmp -s /tmp/xs-wc.out /tmp/xs-wr.out && [ "$(wc -l < /tmp/xs-wc.out)" = 2 ]; then
+        echo "XS-TOOL-SAME xenstore-watch -n 2: $(tr '\n' ' ' < /tmp/xs-wc.out)"
+    else
+        XS_TOOL_DIFFS=$((XS_TOOL_DIFFS + 1))
+        echo "XS-TOOL-DIFF xenstore-watch"; cat /tmp/xs-wc.out; echo ---; cat /tmp/xs-wr.out
+    fi
+    # argv[0] dispatch and the "xenstore-rs MODE" form give the same answer.
+    [ "$(/usr/local/bin/xenstore-rs read /xstools/a)" = "hello world" ] ||
+        { XS_TOOL_DIFFS=$((XS_TOOL_DIFFS + 1)); echo "XS-TOOL-DIFF xenstore-rs read form"; }
+    xenstore-rm /xstools
+    if [ $XS_TOOL_DIFFS = 0 ]; then echo "XS-TOOLS-AGREE"; else echo "XS-TOOLS-DIFFER count=$XS_TOOL_DIFFS"; fi
+}
+
+# xs_conformance_and_tools FLAVOUR: the conformance suite, then the tools comparison.
+xs_conformance_and_tools() {
+    local flavour=$1 out=/tmp/xs-conformance-$1.txt
+    mark xs-conformance-start "xenstored=$flavour"
+    xs-conformance > "$out" 2>&1
+    cat "$out"
+    [ -d "$LAB_SHARE" ] && mkdir -p "$LAB_SHARE/results" && cp "$out" "$LAB_SHARE/results/"
+    local failed passed
+    failed=$(sed -n 's/^SUMMARY .*failed=\([0-9]*\).*/\1/p' "$out")
+    passed=$(sed -n 's/^SUMMARY .*passed=\([0-9]*\).*/\1/p' "$out")
+    echo "XS-CONFORMANCE failed=${failed:-unknown} passed=${passed:-0} xenstored=$flavour"
+    result "xs-conformance-$flavour" "passed=${passed:-0} failed=${failed:-unknown}"
+    mark xs-tools-start
+    xs_tools_compare
+}
+
+# xs_bench FLAVOUR: xs-bench with 0 and 512 idle connections; RESULT lines to the share.
+xs_bench() {
+    local flavour=$1 pid
+    pid=$(cat /run/xenstored.pid 2>/dev/null || echo 0)
+    ulimit -n 4096 2>/dev/null
+    mark xs-bench-start "xenstored=$flavour pid=$pid"
+    for spec in "0 5000 500" "512 3000 300"; do
+        set -- $spec
+        xs-bench -i "$1" -n "$2" -t "$3" -p "$pid" > /tmp/xs-bench.out 2>&1
+        local rc=$?
+        cat /tmp/xs-bench.out
+        [ $rc = 0 ] || echo "XS-BENCH-FAILED idle=$1 rc=$rc"
+        grep '^RESULT' /tmp/xs-bench.out | while read -r line; do
+            result "xs-bench-$flavour" "$line"
+        done
+    done
+    echo "XS-BENCH-DONE xenstored=$flavour"
+}

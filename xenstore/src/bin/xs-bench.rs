@@ -1,0 +1,269 @@
+//! `xs-bench`: micro-benchmark of a xenstore daemon over its Unix socket, the Rust equivalent
+//! of the lab's `xsbench.c` (same options, same `RESULT` lines), so one binary measures
+//! Debian's C xenstored and ours the same way.
+//!
+//! ```text
+//! xs-bench [-n N] [-t NTX] [-i IDLE] [-r READ_PATH] [-w WRITE_PATH] [-x TX_PATH] [-W WARMUP]
+//!          [-p XENSTORED_PID] [-s SOCKET]
+//! ```
+//! Opens IDLE extra connections first (each does one read, then stays idle), then times N
+//! reads, N writes (16-byte value) and NTX transaction cycles (start, write, commit), each
+//! twice: once with a clock read per operation (latency percentiles), once without.
+//! The client is a plain synchronous request/reply loop on the socket: no helper thread, so
+//! the numbers measure the daemon, not the client.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use xenstore::wire::{self, Errno, Message, MsgType};
+
+struct Conn {
+    stream: UnixStream,
+    /// Buffered reads: one syscall per reply, whatever the daemon.
+    reader: std::io::BufReader<UnixStream>,
+    req_id: u32,
+}
+
+impl Conn {
+    fn open(socket: &PathBuf) -> Result<Conn, String> {
+        let stream = UnixStream::connect(socket)
+            .map_err(|e| format!("connect {}: {e}", socket.display()))?;
+        let reader = std::io::BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        Ok(Conn {
+            stream,
+            reader,
+            req_id: 0,
+        })
+    }
+
+    fn call(&mut self, t: MsgType, tx: u32, payload: Vec<u8>) -> Result<Vec<u8>, String> {
+        self.req_id = self.req_id.wrapping_add(1);
+        let bytes = Message::new(t, self.req_id, tx, payload)
+            .encode()
+            .map_err(|e| e.to_string())?;
+        self.stream.write_all(&bytes).map_err(|e| e.to_string())?;
+        loop {
+            let m = Message::read_from(&mut self.reader).map_err(|e| e.to_string())?;
+            if m.msg_type == MsgType::WatchEvent.code() {
+                continue;
+            }
+            if m.msg_type == MsgType::Error.code() {
+                return Err(Errno::from_name(&m.payload)
+                    .map_or_else(|| "unknown error".into(), |e| e.name().into()));
+            }
+            return Ok(m.payload);
+        }
+    }
+
+    fn read(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.call(MsgType::Read, 0, wire::join_strings(&[path]))
+    }
+
+    fn write(&mut self, tx: u32, path: &str, value: &[u8]) -> Result<(), String> {
+        let mut p = path.as_bytes().to_vec();
+        p.push(0);
+        p.extend_from_slice(value);
+        self.call(MsgType::Write, tx, p).map(drop)
+    }
+}
+
+fn pct_us(sorted: &[u64], p: f64) -> f64 {
+    let n = sorted.len();
+    let k = ((p / 100.0 * n as f64 + 0.999_999) as usize).clamp(1, n);
+    sorted[k - 1] as f64 / 1000.0
+}
+
+fn report(name: &str, cond: &str, lat: &mut [u64], wall_ns: u64, untimed_ns: u64, extra: u64) {
+    let n = lat.len();
+    let sum: u64 = lat.iter().sum();
+    lat.sort_unstable();
+    println!(
+        "RESULT test={name} {cond} n={n} wall_s={:.3} ops_per_s={:.0} ops_per_s_untimed={:.0} mean_us={:.1} p50_us={:.1} \
+         p90_us={:.1} p99_us={:.1} min_us={:.1} max_us={:.1} retries={extra}",
+        wall_ns as f64 / 1e9,
+        n as f64 / (wall_ns as f64 / 1e9),
+        n as f64 / (untimed_ns as f64 / 1e9),
+        sum as f64 / n as f64 / 1000.0,
+        pct_us(lat, 50.0),
+        pct_us(lat, 90.0),
+        pct_us(lat, 99.0),
+        lat[0] as f64 / 1000.0,
+        lat[n - 1] as f64 / 1000.0,
+    );
+}
+
+fn rss_kb(pid: u32) -> i64 {
+    if pid == 0 {
+        return -1;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(-1)
+}
+
+fn run() -> Result<(), String> {
+    let (mut n, mut ntx, mut idle, mut warm, mut pid) =
+        (20_000usize, 2_000usize, 0usize, 200usize, 0u32);
+    let mut rpath = "/local/domain/0/name".to_string();
+    let mut wpath = "/bench/w".to_string();
+    let mut txpath = "/bench/tx".to_string();
+    let mut socket = xenstore::client::default_socket_path();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || {
+            args.next()
+                .ok_or_else(|| format!("option {a} needs a value"))
+        };
+        let num = |v: String| v.parse::<usize>().map_err(|_| format!("bad number {v:?}"));
+        match a.as_str() {
+            "-n" => n = num(val()?)?,
+            "-t" => ntx = num(val()?)?,
+            "-i" => idle = num(val()?)?,
+            "-W" => warm = num(val()?)?,
+            "-p" => pid = num(val()?)? as u32,
+            "-r" => rpath = val()?,
+            "-w" => wpath = val()?,
+            "-x" => txpath = val()?,
+            "-s" => socket = PathBuf::from(val()?),
+            _ => return Err(format!("usage: xs-bench [-n N] [-t NTX] [-i IDLE] [-r path] [-w path] [-x path] [-W warmup] [-p pid] [-s socket] (got {a})")),
+        }
+    }
+    let (n, ntx) = (n.max(1), ntx.max(1));
+    println!(
+        "INFO socket={} transport=unix-socket client=xs-bench",
+        socket.display()
+    );
+    println!(
+        "INFO xenstored_rss_kb={} (before idle connections)",
+        rss_kb(pid)
+    );
+    let t0 = Instant::now();
+    let mut idles = Vec::with_capacity(idle);
+    for i in 0..idle {
+        let mut c = Conn::open(&socket).map_err(|e| format!("idle #{i}: {e}"))?;
+        c.read(&rpath)
+            .map_err(|e| format!("read on idle #{i}: {e}"))?;
+        idles.push(c);
+    }
+    if idle > 0 {
+        println!(
+            "INFO opened {idle} idle connections (open+1 read each) in {:.3} s",
+            t0.elapsed().as_secs_f64()
+        );
+        println!(
+            "INFO xenstored_rss_kb={} (idle connections open)",
+            rss_kb(pid)
+        );
+    }
+    let mut h = Conn::open(&socket)?;
+    let cond = format!("idle_conns={idle} transport=unix-socket");
+    let val = b"0123456789abcdef";
+    let v0 = h.read(&rpath).map_err(|e| format!("read {rpath}: {e}"))?;
+    println!(
+        "INFO read node {rpath} = '{}' ({} bytes)",
+        String::from_utf8_lossy(&v0),
+        v0.len()
+    );
+    h.write(0, &wpath, val)
+        .map_err(|e| format!("write {wpath}: {e}"))?;
+    for _ in 0..warm {
+        h.read(&rpath)?;
+        h.write(0, &wpath, val)?;
+    }
+
+    let mut lat = vec![0u64; n];
+    let s = Instant::now();
+    for l in lat.iter_mut() {
+        let a = Instant::now();
+        h.read(&rpath)?;
+        *l = a.elapsed().as_nanos() as u64;
+    }
+    let wall = s.elapsed().as_nanos() as u64;
+    let s = Instant::now();
+    for _ in 0..n {
+        h.read(&rpath)?;
+    }
+    report(
+        "read",
+        &cond,
+        &mut lat,
+        wall,
+        s.elapsed().as_nanos() as u64,
+        0,
+    );
+
+    let s = Instant::now();
+    for l in lat.iter_mut() {
+        let a = Instant::now();
+        h.write(0, &wpath, val)?;
+        *l = a.elapsed().as_nanos() as u64;
+    }
+    let wall = s.elapsed().as_nanos() as u64;
+    let s = Instant::now();
+    for _ in 0..n {
+        h.write(0, &wpath, val)?;
+    }
+    report(
+        "write",
+        &cond,
+        &mut lat,
+        wall,
+        s.elapsed().as_nanos() as u64,
+        0,
+    );
+
+    let mut txlat = vec![0u64; ntx];
+    let mut retries = 0u64;
+    let mut walls = [0u64; 2];
+    for (pass, wall) in walls.iter_mut().enumerate() {
+        let s = Instant::now();
+        for l in txlat.iter_mut() {
+            let a = Instant::now();
+            loop {
+                let id = h.call(MsgType::TransactionStart, 0, vec![0])?;
+                let id: u32 = String::from_utf8_lossy(&id)
+                    .trim_end_matches('\0')
+                    .parse()
+                    .map_err(|_| "bad tx id")?;
+                h.write(id, &txpath, val)?;
+                match h.call(MsgType::TransactionEnd, id, b"T\0".to_vec()) {
+                    Ok(_) => break,
+                    Err(e) if e == "EAGAIN" => retries += 1,
+                    Err(e) => return Err(format!("transaction end: {e}")),
+                }
+            }
+            if pass == 0 {
+                *l = a.elapsed().as_nanos() as u64;
+            }
+        }
+        *wall = s.elapsed().as_nanos() as u64;
+    }
+    report(
+        "tx_start_write_commit",
+        &cond,
+        &mut txlat,
+        walls[0],
+        walls[1],
+        retries,
+    );
+    println!(
+        "INFO xenstored_rss_kb={} (after tests, idle connections still open)",
+        rss_kb(pid)
+    );
+    let _ = h.call(MsgType::Rm, 0, wire::join_strings(&["/bench"]));
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xs-bench: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,398 @@
+//! The event loop: one thread, epoll (mio) over the Unix socket, its clients and (on Xen) the
+//! event channel device. Work per wake-up is proportional to the connections that are ready,
+//! not to the number connected, so idle connections cost nothing.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read, Write};
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::{UnixListener, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use tracing::{debug, info, warn};
+
+use super::core::{ConnId, Core};
+use super::xen::XenRings;
+use crate::sys;
+use crate::wire::Decoder;
+
+const LISTENER: Token = Token(0);
+const EVTCHN: Token = Token(1);
+const FIRST_CONN_TOKEN: usize = 16;
+const READ_CHUNK: usize = 8192;
+
+struct SocketClient {
+    stream: UnixStream,
+    decoder: Decoder,
+    /// Bytes read but not yet decoded (at most one read chunk).
+    pending: Vec<u8>,
+}
+
+/// The running daemon.
+pub struct Server {
+    core: Core,
+    poll: Poll,
+    listener: UnixListener,
+    clients: HashMap<ConnId, SocketClient>,
+    xen: Option<Rc<RefCell<XenRings>>>,
+    /// Connections we stopped reading because of the outstanding-reply limit.
+    stalled: HashSet<ConnId>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("core", &self.core)
+            .field("clients", &self.clients.len())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Binds the socket (replacing a stale one) and prepares the loop.
+    pub fn bind(
+        core: Core,
+        socket: &Path,
+        xen: Option<Rc<RefCell<XenRings>>>,
+    ) -> io::Result<Server> {
+        if let Some(dir) = socket.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        match std::fs::remove_file(socket) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut listener = UnixListener::bind(socket)?;
+        // Every socket client acts as dom0: only root may connect (as upstream).
+        std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(x) = &xen {
+            let fd: RawFd = x.borrow().evtchn.fd();
+            poll.registry()
+                .register(&mut SourceFd(&fd), EVTCHN, Interest::READABLE)?;
+        }
+        Ok(Server {
+            core,
+            poll,
+            listener,
+            clients: HashMap::new(),
+            xen,
+            stalled: HashSet::new(),
+        })
+    }
+
+    /// Runs until `stop` is set (checked at least every 500 ms).
+    pub fn run(&mut self, stop: &Arc<AtomicBool>) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        // Pick up anything queued before the loop started (dom0's ring may hold requests).
+        self.handle_evtchn();
+        self.flush_all();
+        while !stop.load(Ordering::Relaxed) {
+            match self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(500)))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            // A quiet half second: look at the rings anyway, so a lost notification costs at
+            // most that much rather than a stall.
+            let mut ring_event = events.is_empty();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    EVTCHN => ring_event = true,
+                    Token(t) => {
+                        let id = (t - FIRST_CONN_TOKEN) as ConnId;
+                        if ev.is_readable() || ev.is_read_closed() {
+                            self.read_client(id);
+                        }
+                        if ev.is_writable() {
+                            self.flush(id);
+                        }
+                    }
+                }
+            }
+            if ring_event {
+                self.handle_evtchn();
+            }
+            self.flush_all();
+        }
+        info!("xenstored stopping");
+        Ok(())
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    let id = self.core.add_connection(super::core::ConnKind::Socket);
+                    let token = Token(id as usize + FIRST_CONN_TOKEN);
+                    if let Err(e) = self.poll.registry().register(
+                        &mut stream,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        warn!(error = %e, "cannot watch new client socket");
+                        self.core.remove_connection(id);
+                        continue;
+                    }
+                    self.clients.insert(
+                        id,
+                        SocketClient {
+                            stream,
+                            decoder: Decoder::new(),
+                            pending: Vec::new(),
+                        },
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, id: ConnId) {
+        if let Some(mut c) = self.clients.remove(&id) {
+            let _ = self.poll.registry().deregister(&mut c.stream);
+        }
+        self.stalled.remove(&id);
+        self.core.remove_connection(id);
+    }
+
+    fn read_client(&mut self, id: ConnId) {
+        let mut buf = [0u8; READ_CHUNK];
+        loop {
+            // Requests already read are handled first; we read more only when none are left,
+            // so at most one chunk per connection is ever buffered here.
+            if !self.process_pending(id) {
+                return;
+            }
+            let Some(client) = self.clients.get_mut(&id) else {
+                return;
+            };
+            let n = match client.stream.read(&mut buf) {
+                Ok(0) => {
+                    if !client.decoder.at_boundary() {
+                        debug!(conn = id, "client closed mid-message");
+                    }
+                    self.close(id);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    debug!(conn = id, error = %e, "client read failed");
+                    self.close(id);
+                    return;
+                }
+            };
+            client.pending.extend_from_slice(&buf[..n]);
+            if n < buf.len() {
+                // The socket is drained; epoll (edge-triggered) reports the next data.
+                self.process_pending(id);
+                return;
+            }
+        }
+    }
+
+    /// Handles buffered requests while the connection is within its outstanding-reply
+    /// limit. Returns false if the connection stalled or was closed.
+    fn process_pending(&mut self, id: ConnId) -> bool {
+        loop {
+            if !self.core.accepts_input(id) {
+                self.stalled.insert(id);
+                return false;
+            }
+            let Some(client) = self.clients.get_mut(&id) else {
+                return false;
+            };
+            if client.pending.is_empty() {
+                self.stalled.remove(&id);
+                return true;
+            }
+            let mut input = client.pending.as_slice();
+            let decoded = client.decoder.decode(&mut input);
+            let consumed = client.pending.len() - input.len();
+            client.pending.drain(..consumed);
+            match decoded {
+                Ok(Some(msg)) => self.core.handle(id, msg),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(conn = id, error = %e, "dropping socket client that violated the protocol");
+                    self.close(id);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, id: ConnId) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let Some(outbox) = self.core.outbox(id) else {
+            return;
+        };
+        let mut failed = false;
+        while let Some(front) = outbox.front() {
+            match client.stream.write(front) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => outbox.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            self.close(id);
+        } else if self.stalled.contains(&id) && self.core.accepts_input(id) {
+            self.read_client(id);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        // Flushing may resume stalled readers, whose requests produce more output.
+        for _ in 0..64 {
+            let ready = self.core.take_connections_with_output();
+            if ready.is_empty() {
+                break;
+            }
+            for id in ready {
+                if self.clients.contains_key(&id) {
+                    self.flush(id);
+                }
+            }
+            self.service_rings();
+        }
+    }
+
+    fn handle_evtchn(&mut self) {
+        let Some(xen) = self.xen.clone() else { return };
+        let mut dom_exc = false;
+        loop {
+            let x = xen.borrow();
+            let Some(port) = x.evtchn.pending() else {
+                break;
+            };
+            x.evtchn.unmask(port);
+            if Some(port) == x.virq_port {
+                dom_exc = true;
+            }
+        }
+        if dom_exc {
+            self.core.check_domains();
+        }
+        self.service_rings();
+    }
+
+    /// Reads requests from and writes replies to every ring that has work.
+    fn service_rings(&mut self) {
+        let Some(xen) = self.xen.clone() else { return };
+        let domids: Vec<u32> = xen.borrow().rings.keys().copied().collect();
+        for domid in domids {
+            let Some(conn) = self.core.domain_connection(domid) else {
+                continue;
+            };
+            // Output first: frees ring space and may let us accept more input.
+            self.write_ring(&xen, domid, conn);
+            while self.core.accepts_input(conn) {
+                let (bytes, port) = {
+                    let x = xen.borrow();
+                    let Some(ring) = x.rings.get(&domid) else {
+                        break;
+                    };
+                    if ring.broken || !ring.page.has_requests() {
+                        break;
+                    }
+                    match ring.page.read_requests(1024) {
+                        Ok(b) => (b, ring.port),
+                        Err(e) => {
+                            warn!(domid, error = %e, "stopping service of a domain with a corrupt ring");
+                            ring.page.set_error(sys::ERROR_RINGIDX);
+                            drop(x);
+                            if let Some(r) = xen.borrow_mut().rings.get_mut(&domid) {
+                                r.broken = true;
+                            }
+                            break;
+                        }
+                    }
+                };
+                xen.borrow().evtchn.notify(port);
+                let mut input = bytes.as_slice();
+                while !input.is_empty() {
+                    let decoded = {
+                        let mut x = xen.borrow_mut();
+                        let Some(ring) = x.rings.get_mut(&domid) else {
+                            break;
+                        };
+                        ring.decoder.decode(&mut input)
+                    };
+                    match decoded {
+                        Ok(Some(msg)) => self.core.handle(conn, msg),
+                        Ok(None) => {}
+                        Err(e) => {
+                            warn!(domid, error = %e, "domain violated the protocol; no longer serving its ring");
+                            if let Some(r) = xen.borrow_mut().rings.get_mut(&domid) {
+                                r.page.set_error(sys::ERROR_PROTO);
+                                r.broken = true;
+                            }
+                            break;
+                        }
+                    }
+                }
+                self.write_ring(&xen, domid, conn);
+            }
+        }
+    }
+
+    fn write_ring(&mut self, xen: &Rc<RefCell<XenRings>>, domid: u32, conn: ConnId) {
+        let x = xen.borrow();
+        let Some(ring) = x.rings.get(&domid) else {
+            return;
+        };
+        if ring.broken {
+            return;
+        }
+        let Some(outbox) = self.core.outbox(conn) else {
+            return;
+        };
+        let mut wrote = false;
+        while let Some(front) = outbox.front() {
+            match ring.page.write_responses(front) {
+                Ok(0) => break,
+                Ok(n) => {
+                    outbox.consume(n);
+                    wrote = true;
+                }
+                Err(e) => {
+                    warn!(domid, error = %e, "corrupt response ring");
+                    break;
+                }
+            }
+        }
+        if wrote {
+            x.evtchn.notify(ring.port);
+        }
+    }
+}
