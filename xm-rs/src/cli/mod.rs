@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod create;
+pub mod domain;
 pub mod render;
 
 /// Exit codes of `xm` (documented in the crate README).
@@ -13,11 +14,13 @@ pub mod render;
 pub enum Exit {
     /// Success.
     Ok = 0,
-    /// The config could not be found, read, parsed, evaluated or validated.
+    /// The config could not be found, read, parsed, evaluated or validated; or a domain
+    /// command failed (no such domain, refused by Xen or xenstore).
     ConfigError = 1,
     /// Bad command-line usage (clap's own code).
     Usage = 2,
-    /// The request is valid but xm-rs cannot do it yet (building domains, HVM guests).
+    /// The request is valid but xm-rs cannot do it yet (building domains, HVM guests,
+    /// vcpu-list, sched-credit).
     NotAvailable = 3,
 }
 
@@ -43,6 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Create a domain from a config file (only the dry run, -n, works so far).
     Create(create::CreateArgs),
+    #[command(flatten)]
+    Domain(domain::DomCommand),
 }
 
 fn init_tracing(verbose: u8) {
@@ -77,6 +82,38 @@ pub fn run() -> ExitCode {
     init_tracing(cli.verbose);
     let exit = match cli.command {
         Command::Create(args) => create::run(&args),
+        Command::Domain(command) => run_domain_command(&command),
     };
     exit.into()
+}
+
+/// Opens the real hypervisor and xenstore and runs a domain command on them.
+fn run_domain_command(command: &domain::DomCommand) -> Exit {
+    let hv = match hypervisor::XenHypervisor::open() {
+        Ok(hv) => hv,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return Exit::ConfigError;
+        }
+    };
+    let store = match crate::ops::XsStore::open() {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            return Exit::ConfigError;
+        }
+    };
+    let mut release_loop = |node: &str| {
+        toolstack::loopback::detach(std::path::Path::new(node)).map_err(|e| e.to_string())
+    };
+    let mut ctx = domain::Context {
+        hv: &hv,
+        store: &store,
+        files: &crate::ops::host::RealFiles,
+        wait: crate::ops::control::WaitPolicy::default(),
+        release_loop: &mut release_loop,
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    domain::execute(command, &mut ctx, &mut stdout.lock(), &mut stderr.lock())
 }
