@@ -1,6 +1,10 @@
 //! `xm create`.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
+
+use hypervisor::XenHypervisor;
+use toolstack::console::{ConsoleAttach, Detached};
 
 use clap::Args;
 
@@ -10,8 +14,13 @@ use crate::config::host::SystemHost;
 use crate::config::load::{
     load, parse_variable, split_search_path, LoadOptions, DEFAULT_SEARCH_PATH,
 };
-use crate::config::model::GuestType;
+use crate::config::model::{DomainConfig, GuestType};
 use crate::config::ConfigError;
+use crate::create::{
+    build_domain, check_supported, refuse_duplicate, wire, CreateError, RealDevices, WireOptions,
+    XsCreateStore,
+};
+use crate::ops::Store;
 
 #[derive(Debug, Args)]
 pub struct CreateArgs {
@@ -104,21 +113,86 @@ pub fn run(args: &CreateArgs) -> Exit {
     }
     if loaded.config.guest_type != GuestType::Pv {
         eprintln!(
-            "xm create: {}: {} guests are not supported; xm-rs creates PV guests only, and does not build any yet",
+            "xm create: {}: {} guests are not supported; xm-rs creates PV guests only",
             loaded.config.name,
             loaded.config.guest_type.name()
         );
         return Exit::NotAvailable;
     }
-    tracing::debug!(
-        console = args.console,
-        paused = args.paused,
-        "options for the (future) build"
-    );
-    eprintln!(
-        "xm create: the config for {} is valid, but building domains is not available in this xm-rs yet; \
-         nothing was created (use -n to see the resolved config)",
-        loaded.config.name
-    );
-    Exit::NotAvailable
+    match create_domain(args, &loaded.config) {
+        Ok(exit) => exit,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            Exit::ConfigError
+        }
+    }
+}
+
+/// Seconds backends may take to connect: `XM_CREATE_TIMEOUT` or 30.
+fn connect_timeout() -> Duration {
+    std::env::var("XM_CREATE_TIMEOUT")
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
+fn create_domain(args: &CreateArgs, config: &DomainConfig) -> Result<Exit, CreateError> {
+    check_supported(config)?;
+    let hv = XenHypervisor::open()?;
+    let store = XsCreateStore::open()?;
+    refuse_duplicate(&hv, &store, &config.name)?;
+    let booted = build_domain(&hv, config)?;
+    let options = WireOptions {
+        paused: args.paused,
+        connect_timeout: connect_timeout(),
+        ..WireOptions::default()
+    };
+    let created = wire(&hv, &store, &RealDevices, config, &booted, &options)?;
+    if !args.quiet {
+        for w in &created.warnings {
+            eprintln!("{w}");
+        }
+    }
+    tracing::info!(domid = created.domid, "domain created");
+    if !args.console {
+        if !args.quiet {
+            println!("Started domain {} (id={})", config.name, created.domid);
+        }
+        return Ok(Exit::Ok);
+    }
+    let tty = wait_for_tty(&store, created.domid, Duration::from_secs(10));
+    let Some(tty) = tty else {
+        eprintln!(
+            "xm create: domain {} started, but xenconsoled gave it no console pty (is xenconsoled running?)",
+            config.name
+        );
+        return Ok(Exit::ConfigError);
+    };
+    let mut attach = ConsoleAttach::new(tty);
+    attach.wait_for_pty = Some(Duration::from_secs(5));
+    match toolstack::console::attach_stdio(&attach) {
+        Ok(Detached::Signalled(_)) => Ok(Exit::ConfigError),
+        Ok(_) => Ok(Exit::Ok),
+        Err(e) => {
+            eprintln!("xm create: console of {}: {e}", config.name);
+            Ok(Exit::ConfigError)
+        }
+    }
+}
+
+/// Waits for xenconsoled to write the console's pty path.
+fn wait_for_tty<S: Store + ?Sized>(store: &S, domid: u32, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    let path = format!("/local/domain/{domid}/console/tty");
+    loop {
+        if let Ok(Some(tty)) = store.read(&path) {
+            if !tty.is_empty() {
+                return Some(tty);
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

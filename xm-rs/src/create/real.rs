@@ -1,0 +1,199 @@
+//! The real backends of `xm create`: xenstored through the `xenstore` client, dom0's loop
+//! devices, block devices and bridges through `toolstack`, and our domain builder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use domain_builder::{create_pv_domain, KernelImage, PvDomainSpec};
+use hypervisor::{DomId, Hypervisor};
+use toolstack::blockdev::BlockDevice;
+use toolstack::layout::{Access as XsAccess, XsEntry};
+use xenstore::{Client, Perm, XsOps};
+
+use super::{Booted, CreateError, CreateStore, DeviceHost};
+use crate::config::model::DomainConfig;
+use crate::ops::{format_uuid, Store, StoreError, XsStore};
+
+/// Largest kernel a bzImage may decompress to.
+const MAX_KERNEL_BYTES: usize = 512 << 20;
+
+/// xenstored, for creation: the everyday [`XsStore`] plus a client for transactions,
+/// permissions and XS_INTRODUCE.
+#[derive(Debug)]
+pub struct XsCreateStore {
+    store: XsStore,
+    client: Client,
+}
+
+impl XsCreateStore {
+    pub fn open() -> Result<XsCreateStore, StoreError> {
+        Ok(XsCreateStore {
+            store: XsStore::open()?,
+            client: Client::open().map_err(|e| StoreError(e.to_string()))?,
+        })
+    }
+
+    /// The client, e.g. to wait for the console's tty.
+    pub fn store(&self) -> &XsStore {
+        &self.store
+    }
+}
+
+fn to_perms(perms: &toolstack::layout::Perms) -> Vec<Perm> {
+    let perm = |domid, access: XsAccess| Perm {
+        domid,
+        read: matches!(access, XsAccess::Read | XsAccess::Both),
+        write: matches!(access, XsAccess::Write | XsAccess::Both),
+        ignore: false,
+    };
+    let mut out = vec![perm(perms.owner, perms.others)];
+    out.extend(perms.acl.iter().map(|&(d, a)| perm(d, a)));
+    out
+}
+
+impl Store for XsCreateStore {
+    fn read(&self, path: &str) -> Result<Option<String>, StoreError> {
+        self.store.read(path)
+    }
+    fn write(&self, path: &str, value: &str) -> Result<(), StoreError> {
+        self.store.write(path, value)
+    }
+    fn remove(&self, path: &str) -> Result<(), StoreError> {
+        self.store.remove(path)
+    }
+    fn list(&self, path: &str) -> Result<Vec<String>, StoreError> {
+        self.store.list(path)
+    }
+    fn wait_domain_change(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.store.wait_domain_change(timeout)
+    }
+}
+
+impl CreateStore for XsCreateStore {
+    fn write_entries(&self, entries: &[XsEntry]) -> Result<(), StoreError> {
+        self.client
+            .transact(|t| {
+                for e in entries {
+                    t.write(&e.path, e.value.as_bytes())?;
+                    t.set_perms(&e.path, &to_perms(&e.perms))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn introduce(&self, domid: DomId, store_mfn: u64, store_port: u32) -> Result<(), StoreError> {
+        self.client
+            .introduce(domid, store_mfn, store_port)
+            .map_err(|e| StoreError(format!("introducing domain {domid}: {e}")))
+    }
+}
+
+/// dom0 itself.
+#[derive(Debug, Default)]
+pub struct RealDevices;
+
+impl DeviceHost for RealDevices {
+    fn block_device(&self, path: &Path) -> toolstack::Result<BlockDevice> {
+        toolstack::blockdev::block_device(path)
+    }
+    fn loop_attach(&self, image: &Path, writable: bool) -> toolstack::Result<BlockDevice> {
+        toolstack::loopback::attach(image, writable).map(|l| l.device)
+    }
+    fn loop_detach(&self, node: &Path) -> toolstack::Result<()> {
+        toolstack::loopback::detach(node)
+    }
+    fn check_bridge(&self, bridge: &str) -> toolstack::Result<()> {
+        toolstack::bridge::check_bridge(bridge).map(drop)
+    }
+    fn netdev_exists(&self, name: &str) -> bool {
+        Path::new("/sys/class/net").join(name).exists()
+    }
+    fn rename_netdev(&self, from: &str, to: &str) -> toolstack::Result<()> {
+        toolstack::bridge::rename(from, to)
+    }
+    fn bridge_attach(&self, netdev: &str, bridge: &str) -> toolstack::Result<()> {
+        toolstack::bridge::attach(netdev, bridge)
+    }
+    fn device_model(&self) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        ["qemu-system-i386", "qemu-system-xen"]
+            .iter()
+            .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+            .chain([PathBuf::from("/usr/lib/xen-4.17/bin/qemu-system-i386")])
+            .find(|p| p.is_file())
+    }
+}
+
+/// A fresh random UUID from the kernel.
+pub fn random_uuid() -> [u8; 16] {
+    let mut uuid = [0u8; 16];
+    if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/uuid") {
+        let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
+        for (i, pair) in hex.chunks_exact(2).take(16).enumerate() {
+            let digits = std::str::from_utf8(pair).unwrap_or("00");
+            uuid[i] = u8::from_str_radix(digits, 16).unwrap_or(0);
+        }
+    }
+    uuid
+}
+
+/// Parses a configured UUID (with or without dashes).
+fn parse_uuid(text: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut uuid = [0u8; 16];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        uuid[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(uuid)
+}
+
+fn read(path: &str) -> Result<Vec<u8>, CreateError> {
+    std::fs::read(path).map_err(|source| CreateError::Read {
+        path: PathBuf::from(path),
+        source,
+    })
+}
+
+/// Reads the kernel and ramdisk and builds the paused domain.
+pub fn build_domain<H: Hypervisor>(hv: &H, config: &DomainConfig) -> Result<Booted, CreateError> {
+    let kernel_path = config.kernel.as_deref().unwrap_or_default();
+    let kernel_bytes = read(kernel_path)?;
+    let ramdisk = config.ramdisk.as_deref().map(read).transpose()?;
+    let kernel = KernelImage::parse(&kernel_bytes, MAX_KERNEL_BYTES).map_err(|source| {
+        CreateError::Kernel {
+            path: PathBuf::from(kernel_path),
+            source,
+        }
+    })?;
+    let handle = config
+        .uuid
+        .as_deref()
+        .and_then(parse_uuid)
+        .unwrap_or_else(random_uuid);
+    let cmdline = super::kernel_cmdline(config);
+    let created = create_pv_domain(
+        hv,
+        &PvDomainSpec {
+            handle,
+            vcpus: config.vcpus.max(1),
+            memory_kib: config.memory_mb * 1024,
+            kernel: &kernel,
+            ramdisk: ramdisk.as_deref(),
+            cmdline: &cmdline,
+            store_domid: 0,
+            console_domid: 0,
+        },
+    )?;
+    Ok(Booted {
+        domid: created.domid,
+        uuid: format_uuid(&handle),
+        store_mfn: created.built.store_mfn.0,
+        store_port: created.store_port,
+        console_mfn: created.built.console_mfn.0,
+        console_port: created.console_port,
+    })
+}
