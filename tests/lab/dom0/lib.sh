@@ -119,3 +119,13 @@ CFG
 guest_wrote_disk() {
     head -c 30 "/var/lib/xen/$1.img" | grep -q XM-RS-LAB-WROTE-THIS-FROM-DOMU
 }
+
+# domain_wait NAME SECONDS: wait until a domain called NAME exists (guest_wait gives up as soon
+# as the domain is missing, so use this first when the domain is being created in the background).
+domain_wait() {
+    local i=0 max=$(( $2 * 10 ))
+    until xl domid "$1" >/dev/null 2>&1; do
+        [ $i -ge $max ] && return 1
+        sleep 0.1; i=$((i + 1))
+    done
+}
