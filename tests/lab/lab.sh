@@ -12,7 +12,7 @@
 #   LAB_OUT=DIR        where logs and the timing summary go (default target/lab)
 #   LAB_CACHE=DIR      .deb cache outside the repo (default ~/.cache/xm-rs-lab)
 #   LAB_REFRESH=1      re-resolve package versions with apt even if the cache is complete
-#   LAB_QEMU_MEM=2048  LAB_DOM0_MEM=512  LAB_SMP=2   machine sizes (MiB / vCPUs)
+#   LAB_QEMU_MEM=2048  LAB_DOM0_MEM=768  LAB_SMP=2   machine sizes (MiB / vCPUs)
 #   LAB_VERBOSE=1      echo the whole serial log (Xen and kernel boot too), not only scenarios
 #   LAB_PROFILE=release  cargo profile of the binaries put into dom0
 #   LAB_SKIP_BUILD=1   put none of our binaries into dom0 (harness work on Debian's tools only)
@@ -24,7 +24,7 @@ LAB_REPO=$(cd "$LAB_DIR/../.." && pwd)
 LAB_OUT=${LAB_OUT:-$LAB_REPO/target/lab}
 LAB_CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/xm-rs-lab}
 LAB_QEMU_MEM=${LAB_QEMU_MEM:-2048}
-LAB_DOM0_MEM=${LAB_DOM0_MEM:-512}
+LAB_DOM0_MEM=${LAB_DOM0_MEM:-768}
 LAB_SMP=${LAB_SMP:-2}
 LAB_PROFILE=${LAB_PROFILE:-release}
 # seconds dom0 may take from QEMU start to its first scenario, and the host's grace period

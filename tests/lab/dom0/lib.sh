@@ -78,6 +78,8 @@ LVM
 # the lab's root filesystem with its network settings) and VG/NAME.swap (mkswap'ed).
 setup_lvm_guest() {
     local vg=$1 name=$2 root_mb=$3 swap_mb=$4 ip=$5 peer=$6 dir=/tmp/rootfs-$2
+    # an earlier scenario may have made the same server: start from fresh volumes
+    lvm lvremove -q -f "$vg/$name.root" "$vg/$name.swap" >/dev/null 2>&1
     lvm lvcreate -q -y -Zn -Wn -n "$name.root" -L "${root_mb}M" "$vg" >/dev/null || fail "lvcreate $vg/$name.root"
     lvm lvcreate -q -y -Zn -Wn -n "$name.swap" -L "${swap_mb}M" "$vg" >/dev/null || fail "lvcreate $vg/$name.swap"
     rm -rf "$dir"; mkdir -p "$dir"
