@@ -9,10 +9,12 @@ pub mod boot;
 pub mod build;
 pub mod error;
 pub mod image;
+pub mod kernel_cache;
 pub mod layout;
 
 pub use boot::{create_pv_domain, CreatedDomain, PvDomainSpec};
 pub use build::{build_pv_domain, BuildSpec, BuiltDomain};
 pub use error::BuildError;
 pub use image::{Compression, ImageError, KernelImage};
+pub use kernel_cache::{CacheOutcome, KernelCache, LoadedKernel};
 pub use layout::Layout;

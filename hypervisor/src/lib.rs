@@ -11,13 +11,14 @@
 mod error;
 mod sim;
 mod types;
+pub mod uuid;
 mod xen;
 
 pub use error::{Error, Result};
 pub use sim::{SimDomainState, SimEventChannels, SimHypervisor, SimMapping};
 pub use types::{
-    DomId, DomainConfig, DomainInfo, GrantSeed, Mfn, PageProt, Pfn, PhysInfo, PvVcpuContext,
-    ShutdownReason, PAGE_SHIFT, PAGE_SIZE,
+    CreditParams, DomId, DomainConfig, DomainInfo, GrantSeed, Mfn, PageProt, Pfn, PhysInfo,
+    PvVcpuContext, Scheduler, ShutdownReason, VcpuInfo, PAGE_SHIFT, PAGE_SIZE,
 };
 pub use xen::{XenEventChannels, XenHypervisor, XenMapping};
 
@@ -96,4 +97,24 @@ pub trait Hypervisor {
     fn read_console_ring(&self, clear: bool) -> Result<String>;
     /// Facts about the host: cpus, memory, free memory.
     fn physinfo(&self) -> Result<PhysInfo>;
+    /// State, cpu time, current physical cpu and hard affinity of vcpu `vcpu` of a domain;
+    /// [`Error::InvalidArgument`] for a vcpu beyond the domain's maximum.
+    fn vcpu_info(&self, domid: DomId, vcpu: u32) -> Result<VcpuInfo>;
+    /// Restricts vcpu `vcpu` to the physical cpus in `cpus` (hard affinity). Cpus the host
+    /// does not have are ignored, as Xen does; none left is an error.
+    fn set_vcpu_affinity(&self, domid: DomId, vcpu: u32, cpus: &[u32]) -> Result<()>;
+    /// The scheduler of the host's default cpu pool.
+    fn scheduler(&self) -> Result<Scheduler>;
+    /// The domain's weight and cap under `scheduler` (credit or credit2); fails when that is
+    /// not the scheduler running the domain.
+    fn sched_params(&self, domid: DomId, scheduler: Scheduler) -> Result<CreditParams>;
+    /// Changes the domain's weight and/or cap under `scheduler` (credit or credit2); `None`
+    /// leaves one as it is.
+    fn set_sched_params(
+        &self,
+        domid: DomId,
+        scheduler: Scheduler,
+        weight: Option<u16>,
+        cap: Option<u16>,
+    ) -> Result<()>;
 }

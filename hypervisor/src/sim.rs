@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::types::{
-    DomId, DomainConfig, DomainInfo, GrantSeed, Mfn, PageProt, Pfn, PhysInfo, PvVcpuContext,
-    ShutdownReason, PAGE_SIZE,
+    CreditParams, DomId, DomainConfig, DomainInfo, GrantSeed, Mfn, PageProt, Pfn, PhysInfo,
+    PvVcpuContext, Scheduler, ShutdownReason, VcpuInfo, PAGE_SIZE,
 };
 use crate::{EventChannels, ForeignMapping, Hypervisor};
 
@@ -22,6 +22,10 @@ const SIM_HOST_PAGES: u64 = 1 << 22;
 const SIM_MFN_BASE: u64 = 0x100_0000;
 /// Odd multiplier: n -> n * K mod 2^24 is a bijection, so frames never repeat.
 const SIM_MFN_SCRAMBLE: u64 = 0x9E37_79B1;
+/// Physical cpus of this fake host.
+const SIM_CPUS: u32 = 2;
+/// The credit scheduler's default weight.
+const DEFAULT_CREDIT_WEIGHT: u16 = 256;
 /// First L4 slot reserved for Xen in a 64-bit PV guest's address space.
 const XEN_L4_SLOT_FIRST: usize = 256;
 /// Last L4 slot reserved for Xen.
@@ -64,6 +68,12 @@ pub struct SimDomainState {
     pub grant_entries: BTreeMap<u32, (u16, u16, u32)>,
     /// Frame of the domain's shared-info page.
     pub shared_info: Mfn,
+    /// Hard affinity set per vcpu (absent: every cpu).
+    pub affinity: BTreeMap<u32, Vec<u32>>,
+    /// Credit scheduler weight and cap.
+    pub credit: CreditParams,
+    /// CPU time per vcpu, nanoseconds (tests set it with `set_vcpu_time`).
+    pub vcpu_time_ns: BTreeMap<u32, u64>,
 }
 
 #[derive(Debug)]
@@ -87,6 +97,7 @@ struct SimState {
     next_domid: DomId,
     frames_handed_out: u64,
     console: String,
+    scheduler: Scheduler,
 }
 
 impl SimState {
@@ -231,6 +242,7 @@ impl SimHypervisor {
             next_domid: 1,
             frames_handed_out: 0,
             console: String::new(),
+            scheduler: Scheduler::Credit,
         };
         let shared_info = state.alloc_frame(0);
         let dom0 = SimDomainState {
@@ -249,6 +261,12 @@ impl SimHypervisor {
             notifications: BTreeMap::new(),
             grant_entries: BTreeMap::new(),
             shared_info,
+            affinity: BTreeMap::new(),
+            credit: CreditParams {
+                weight: DEFAULT_CREDIT_WEIGHT,
+                cap: 0,
+            },
+            vcpu_time_ns: BTreeMap::new(),
         };
         state.domains.insert(
             0,
@@ -287,6 +305,36 @@ impl SimHypervisor {
     /// Machine frames allocated in all (dom0's shared info included).
     pub fn frames_in_use(&self) -> usize {
         self.lock().frames.len()
+    }
+
+    /// Brings vcpu `vcpu` of a domain online or offline, as the guest does when it hot-plugs
+    /// a cpu (the simulation has no guest to do it).
+    pub fn set_vcpu_online(&self, domid: DomId, vcpu: u32, online: bool) -> Result<()> {
+        let mut state = self.lock();
+        let domain = state.domain_mut(domid)?;
+        if vcpu >= domain.state.max_vcpus {
+            return Err(Error::InvalidArgument {
+                operation: "set vcpu online",
+                reason: format!("vcpu {vcpu} does not exist"),
+            });
+        }
+        domain.state.vcpu_contexts.entry(vcpu).or_default().online = online;
+        Ok(())
+    }
+
+    /// Makes the host run `scheduler` (the simulation starts with credit).
+    pub fn set_scheduler(&self, scheduler: Scheduler) {
+        self.lock().scheduler = scheduler;
+    }
+
+    /// Sets the cpu time a vcpu has used, for tests of time columns.
+    pub fn set_vcpu_time(&self, domid: DomId, vcpu: u32, nanoseconds: u64) -> Result<()> {
+        self.lock()
+            .domain_mut(domid)?
+            .state
+            .vcpu_time_ns
+            .insert(vcpu, nanoseconds);
+        Ok(())
     }
 
     /// Writable mappings of `mfn` not yet dropped.
@@ -471,6 +519,12 @@ impl Hypervisor for SimHypervisor {
             notifications: BTreeMap::new(),
             grant_entries: BTreeMap::new(),
             shared_info,
+            affinity: BTreeMap::new(),
+            credit: CreditParams {
+                weight: DEFAULT_CREDIT_WEIGHT,
+                cap: 0,
+            },
+            vcpu_time_ns: BTreeMap::new(),
         };
         state.domains.insert(
             domid,
@@ -711,7 +765,7 @@ impl Hypervisor for SimHypervisor {
         let state = self.lock();
         let used = state.frames.len() as u64;
         Ok(PhysInfo {
-            nr_cpus: 2,
+            nr_cpus: SIM_CPUS,
             threads_per_core: 1,
             cores_per_socket: 2,
             nr_nodes: 1,
@@ -720,6 +774,108 @@ impl Hypervisor for SimHypervisor {
             free_pages: SIM_HOST_PAGES.saturating_sub(used),
             scrub_pages: 0,
         })
+    }
+
+    fn vcpu_info(&self, domid: DomId, vcpu: u32) -> Result<VcpuInfo> {
+        let state = self.lock();
+        let domain = &state.domain(domid)?.state;
+        if vcpu >= domain.max_vcpus {
+            return Err(Error::InvalidArgument {
+                operation: "read vcpu information",
+                reason: format!("vcpu {vcpu} does not exist"),
+            });
+        }
+        let online = domain.vcpu_contexts.get(&vcpu).is_some_and(|c| c.online);
+        let hard_affinity = domain
+            .affinity
+            .get(&vcpu)
+            .cloned()
+            .unwrap_or_else(|| (0..SIM_CPUS).collect());
+        // Runs on the first cpu it may, staggered so vcpus spread out.
+        let cpu = hard_affinity
+            .get(vcpu as usize % hard_affinity.len().max(1))
+            .copied()
+            .unwrap_or(0);
+        Ok(VcpuInfo {
+            vcpu,
+            online,
+            blocked: false,
+            running: online && !domain.paused && domain.shutdown.is_none(),
+            cpu_time_ns: domain.vcpu_time_ns.get(&vcpu).copied().unwrap_or(0),
+            cpu,
+            hard_affinity,
+        })
+    }
+
+    fn set_vcpu_affinity(&self, domid: DomId, vcpu: u32, cpus: &[u32]) -> Result<()> {
+        let mut state = self.lock();
+        let domain = state.domain_mut(domid)?;
+        if vcpu >= domain.state.max_vcpus {
+            return Err(Error::InvalidArgument {
+                operation: "set vcpu affinity",
+                reason: format!("vcpu {vcpu} does not exist"),
+            });
+        }
+        let mut usable: Vec<u32> = cpus.iter().copied().filter(|c| *c < SIM_CPUS).collect();
+        usable.sort_unstable();
+        usable.dedup();
+        if usable.is_empty() {
+            return Err(Error::InvalidArgument {
+                operation: "set vcpu affinity",
+                reason: format!("none of the cpus {cpus:?} exists on this host"),
+            });
+        }
+        domain.state.affinity.insert(vcpu, usable);
+        Ok(())
+    }
+
+    fn scheduler(&self) -> Result<Scheduler> {
+        Ok(self.lock().scheduler)
+    }
+
+    fn sched_params(&self, domid: DomId, scheduler: Scheduler) -> Result<CreditParams> {
+        let state = self.lock();
+        let domain = state.domain(domid)?;
+        if scheduler != state.scheduler {
+            // Xen answers EINVAL when asked about a scheduler that does not run the domain.
+            return Err(Error::Domain {
+                operation: "read scheduler parameters",
+                domid,
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        Ok(domain.state.credit)
+    }
+
+    fn set_sched_params(
+        &self,
+        domid: DomId,
+        scheduler: Scheduler,
+        weight: Option<u16>,
+        cap: Option<u16>,
+    ) -> Result<()> {
+        if weight == Some(0) {
+            return Err(Error::InvalidArgument {
+                operation: "set scheduler parameters",
+                reason: "a weight of 0 is not allowed (1 to 65535)".into(),
+            });
+        }
+        let mut state = self.lock();
+        if scheduler != state.scheduler {
+            return Err(Error::Domain {
+                operation: "set scheduler parameters",
+                domid,
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        let credit = &mut state.domain_mut(domid)?.state.credit;
+        if let Some(weight) = weight {
+            credit.weight = weight;
+        }
+        if let Some(cap) = cap {
+            credit.cap = cap;
+        }
+        Ok(())
     }
 }
 
@@ -860,6 +1016,65 @@ mod tests {
             .expect("state")
             .bound_evtchns
             .is_empty());
+    }
+
+    #[test]
+    fn vcpus_report_online_state_and_affinity_and_refuse_hosts_missing_cpus() {
+        let sim = SimHypervisor::new();
+        let domid = sim
+            .create_domain(&DomainConfig::pv([2; 16], 2))
+            .expect("create");
+        sim.set_vcpu_online(domid, 0, true).expect("online");
+        sim.unpause_domain(domid).expect("unpause");
+        let v0 = sim.vcpu_info(domid, 0).expect("vcpu 0");
+        assert!(v0.online && v0.running);
+        assert_eq!(v0.hard_affinity, vec![0, 1]);
+        let v1 = sim.vcpu_info(domid, 1).expect("vcpu 1");
+        assert!(!v1.online && !v1.running);
+        assert!(sim.vcpu_info(domid, 2).is_err(), "beyond max vcpus");
+
+        sim.set_vcpu_affinity(domid, 1, &[1, 7]).expect("pin");
+        assert_eq!(
+            sim.vcpu_info(domid, 1).expect("vcpu 1").hard_affinity,
+            vec![1]
+        );
+        assert_eq!(sim.vcpu_info(domid, 1).expect("vcpu 1").cpu, 1);
+        assert!(
+            sim.set_vcpu_affinity(domid, 1, &[5]).is_err(),
+            "no such cpu"
+        );
+    }
+
+    #[test]
+    fn credit_parameters_change_only_what_is_given() {
+        let sim = SimHypervisor::new();
+        let domid = sim
+            .create_domain(&DomainConfig::pv([3; 16], 1))
+            .expect("create");
+        let credit = Scheduler::Credit;
+        assert_eq!(sim.scheduler().expect("scheduler"), credit);
+        assert_eq!(
+            sim.sched_params(domid, credit).expect("get"),
+            CreditParams {
+                weight: 256,
+                cap: 0
+            }
+        );
+        sim.set_sched_params(domid, credit, Some(512), None)
+            .expect("set");
+        sim.set_sched_params(domid, credit, None, Some(50))
+            .expect("set");
+        assert_eq!(
+            sim.sched_params(domid, credit).expect("get"),
+            CreditParams {
+                weight: 512,
+                cap: 50
+            }
+        );
+        assert!(sim.set_sched_params(domid, credit, Some(0), None).is_err());
+        assert!(sim.sched_params(99, credit).is_err());
+        // asking about a scheduler that does not run the domain fails, as in Xen
+        assert!(sim.sched_params(domid, Scheduler::Credit2).is_err());
     }
 
     #[test]

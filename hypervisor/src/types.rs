@@ -225,3 +225,88 @@ pub struct PvVcpuContext {
     /// Vcpu online (`VGCF_online`).
     pub online: bool,
 }
+
+/// One vcpu of a domain as the hypervisor reports it (`XEN_DOMCTL_getvcpuinfo` plus its hard
+/// affinity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcpuInfo {
+    /// Its number within the domain.
+    pub vcpu: u32,
+    /// Brought up by the guest.
+    pub online: bool,
+    /// Waiting for an event.
+    pub blocked: bool,
+    /// Running on a physical cpu now.
+    pub running: bool,
+    /// CPU time used, in nanoseconds.
+    pub cpu_time_ns: u64,
+    /// The physical cpu it runs (or last ran) on.
+    pub cpu: u32,
+    /// Physical cpus it may run on (hard affinity), ascending.
+    pub hard_affinity: Vec<u32>,
+}
+
+/// A domain's parameters under the credit or credit2 scheduler (both have a weight and a
+/// cap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditParams {
+    /// Relative share of cpu time (1..=65535; Xen's default 256).
+    pub weight: u16,
+    /// Most cpu time, in percent of one physical cpu; 0 means no cap.
+    pub cap: u16,
+}
+
+/// A Xen cpu scheduler (`XEN_SCHEDULER_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheduler {
+    /// The credit scheduler (`sched=credit`).
+    Credit,
+    /// The credit2 scheduler, Xen's default since 4.12.
+    Credit2,
+    /// ARINC 653.
+    Arinc653,
+    /// The real-time deferrable server scheduler.
+    Rtds,
+    /// The null scheduler.
+    Null,
+    /// An id this toolstack does not know.
+    Other(u32),
+}
+
+impl Scheduler {
+    /// The hypervisor's id (`XEN_SCHEDULER_*`).
+    pub fn id(self) -> u32 {
+        match self {
+            Scheduler::Credit => 5,
+            Scheduler::Credit2 => 6,
+            Scheduler::Arinc653 => 7,
+            Scheduler::Rtds => 8,
+            Scheduler::Null => 9,
+            Scheduler::Other(id) => id,
+        }
+    }
+
+    /// The scheduler for an id.
+    pub fn from_id(id: u32) -> Scheduler {
+        match id {
+            5 => Scheduler::Credit,
+            6 => Scheduler::Credit2,
+            7 => Scheduler::Arinc653,
+            8 => Scheduler::Rtds,
+            9 => Scheduler::Null,
+            other => Scheduler::Other(other),
+        }
+    }
+
+    /// Its name as `xl info` (`xen_scheduler`) and Xen's `sched=` option spell it.
+    pub fn name(self) -> String {
+        match self {
+            Scheduler::Credit => "credit".into(),
+            Scheduler::Credit2 => "credit2".into(),
+            Scheduler::Arinc653 => "arinc653".into(),
+            Scheduler::Rtds => "rtds".into(),
+            Scheduler::Null => "null".into(),
+            Scheduler::Other(id) => format!("unknown ({id})"),
+        }
+    }
+}

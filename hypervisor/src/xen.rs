@@ -17,8 +17,8 @@ use xenctrl_sys as xc;
 
 use crate::error::{Error, Result};
 use crate::types::{
-    DomId, DomainConfig, DomainInfo, GrantSeed, Mfn, PageProt, Pfn, PhysInfo, PvVcpuContext,
-    ShutdownReason, PAGE_SIZE,
+    CreditParams, DomId, DomainConfig, DomainInfo, GrantSeed, Mfn, PageProt, Pfn, PhysInfo,
+    PvVcpuContext, Scheduler, ShutdownReason, VcpuInfo, PAGE_SIZE,
 };
 use crate::{EventChannels, ForeignMapping, Hypervisor};
 
@@ -193,6 +193,16 @@ impl XenHypervisor {
         Ok(infos.iter().map(domain_info_from).collect())
     }
 
+    /// Bytes in a cpu bitmap of this host (what libxenctrl bounces for affinity calls).
+    fn cpumap_bytes(&self) -> Result<usize> {
+        // SAFETY: plain query on a live interface handle.
+        let size = unsafe { xc::xc_get_cpumap_size(self.xch()) };
+        match usize::try_from(size) {
+            Ok(bytes) if bytes > 0 => Ok(bytes),
+            _ => Err(Error::host_errno("read the size of a cpu map")),
+        }
+    }
+
     fn domctl(&self, domctl: &mut xc::xen_domctl, operation: &'static str) -> Result<()> {
         let domid = DomId::from(domctl.domain);
         // SAFETY: `domctl` is a fully initialised xen_domctl; libxenctrl fills in the interface
@@ -225,6 +235,30 @@ fn domain_info_from(raw: &xc::xc_domaininfo_t) -> DomainInfo {
         ssidref: raw.ssidref,
         cpupool: raw.cpupool,
     }
+}
+
+/// The cpus set in a byte-wise cpu bitmap (bit n of byte n/8 is cpu n), ascending.
+fn cpus_of_map(map: &[u8]) -> Vec<u32> {
+    let mut cpus = Vec::new();
+    for (index, byte) in map.iter().enumerate() {
+        for bit in 0..8u32 {
+            if byte & (1 << bit) != 0 {
+                cpus.push(index as u32 * 8 + bit);
+            }
+        }
+    }
+    cpus
+}
+
+/// A byte-wise cpu bitmap of `bytes` bytes with `cpus` set; cpus beyond it are dropped.
+fn map_of_cpus(cpus: &[u32], bytes: usize) -> Vec<u8> {
+    let mut map = vec![0u8; bytes];
+    for &cpu in cpus {
+        if let Some(byte) = map.get_mut((cpu / 8) as usize) {
+            *byte |= 1 << (cpu % 8);
+        }
+    }
+    map
 }
 
 fn to_domid16(domid: DomId, operation: &'static str) -> Result<u16> {
@@ -699,6 +733,151 @@ impl Hypervisor for XenHypervisor {
             scrub_pages: info.scrub_pages,
         })
     }
+
+    fn vcpu_info(&self, domid: DomId, vcpu: u32) -> Result<VcpuInfo> {
+        let mut raw = xc::xc_vcpuinfo_t::default();
+        // SAFETY: `raw` is an initialised struct the call fills in; it outlives the call.
+        let rc = unsafe { xc::xc_vcpu_getinfo(self.xch(), domid, vcpu, &mut raw) };
+        Self::check(rc, "read vcpu information", domid)?;
+        let bytes = self.cpumap_bytes()?;
+        let mut hard = vec![0u8; bytes];
+        let mut soft = vec![0u8; bytes];
+        let vcpu_arg = c_int::try_from(vcpu).map_err(|_| Error::InvalidArgument {
+            operation: "read vcpu affinity",
+            reason: format!("vcpu {vcpu} is out of range"),
+        })?;
+        // SAFETY: both maps hold `xc_get_cpumap_size` bytes, the size libxenctrl bounces, and
+        // outlive the call.
+        let rc = unsafe {
+            xc::xc_vcpu_getaffinity(
+                self.xch(),
+                domid,
+                vcpu_arg,
+                hard.as_mut_ptr(),
+                soft.as_mut_ptr(),
+                xc::XEN_VCPUAFFINITY_HARD,
+            )
+        };
+        Self::check(rc, "read vcpu affinity", domid)?;
+        Ok(VcpuInfo {
+            vcpu: raw.vcpu,
+            online: raw.online != 0,
+            blocked: raw.blocked != 0,
+            running: raw.running != 0,
+            cpu_time_ns: raw.cpu_time,
+            cpu: raw.cpu,
+            hard_affinity: cpus_of_map(&hard),
+        })
+    }
+
+    fn set_vcpu_affinity(&self, domid: DomId, vcpu: u32, cpus: &[u32]) -> Result<()> {
+        let bytes = self.cpumap_bytes()?;
+        let mut hard = map_of_cpus(cpus, bytes);
+        if hard.iter().all(|b| *b == 0) {
+            return Err(Error::InvalidArgument {
+                operation: "set vcpu affinity",
+                reason: format!("none of the cpus {cpus:?} exists on this host"),
+            });
+        }
+        let mut soft = vec![0u8; bytes];
+        let vcpu_arg = c_int::try_from(vcpu).map_err(|_| Error::InvalidArgument {
+            operation: "set vcpu affinity",
+            reason: format!("vcpu {vcpu} is out of range"),
+        })?;
+        // SAFETY: both maps hold `xc_get_cpumap_size` bytes, as libxenctrl expects; the call
+        // may write the effective maps back into them; they outlive the call.
+        let rc = unsafe {
+            xc::xc_vcpu_setaffinity(
+                self.xch(),
+                domid,
+                vcpu_arg,
+                hard.as_mut_ptr(),
+                soft.as_mut_ptr(),
+                xc::XEN_VCPUAFFINITY_HARD,
+            )
+        };
+        Self::check(rc, "set vcpu affinity", domid)
+    }
+
+    fn scheduler(&self) -> Result<Scheduler> {
+        let mut id: c_int = 0;
+        // SAFETY: `id` is an initialised local the call writes.
+        let rc = unsafe { xc::xc_sched_id(self.xch(), &mut id) };
+        if rc < 0 {
+            return Err(Error::host_errno("read the scheduler"));
+        }
+        Ok(Scheduler::from_id(u32::try_from(id).unwrap_or(u32::MAX)))
+    }
+
+    fn sched_params(&self, domid: DomId, scheduler: Scheduler) -> Result<CreditParams> {
+        let operation = "read scheduler parameters";
+        match scheduler {
+            Scheduler::Credit => {
+                let mut params = xc::xen_domctl_sched_credit::default();
+                // SAFETY: `params` is an initialised struct the call fills in.
+                let rc = unsafe { xc::xc_sched_credit_domain_get(self.xch(), domid, &mut params) };
+                Self::check(rc, operation, domid)?;
+                Ok(CreditParams {
+                    weight: params.weight,
+                    cap: params.cap,
+                })
+            }
+            Scheduler::Credit2 => {
+                let mut params = xc::xen_domctl_sched_credit2::default();
+                // SAFETY: `params` is an initialised struct the call fills in.
+                let rc = unsafe { xc::xc_sched_credit2_domain_get(self.xch(), domid, &mut params) };
+                Self::check(rc, operation, domid)?;
+                Ok(CreditParams {
+                    weight: params.weight,
+                    cap: params.cap,
+                })
+            }
+            other => Err(Error::InvalidArgument {
+                operation,
+                reason: format!("the {} scheduler has no weight and cap", other.name()),
+            }),
+        }
+    }
+
+    fn set_sched_params(
+        &self,
+        domid: DomId,
+        scheduler: Scheduler,
+        weight: Option<u16>,
+        cap: Option<u16>,
+    ) -> Result<()> {
+        let operation = "set scheduler parameters";
+        if weight == Some(0) {
+            return Err(Error::InvalidArgument {
+                operation,
+                reason: "a weight of 0 is not allowed (1 to 65535)".into(),
+            });
+        }
+        // credit2 reads a cap of 0 as "remove the cap", so a cap not given is sent as the
+        // current one; a weight of 0 leaves the weight as it is in both schedulers.
+        let current = self.sched_params(domid, scheduler)?;
+        let weight = weight.unwrap_or(0);
+        let cap = cap.unwrap_or(current.cap);
+        let rc = match scheduler {
+            Scheduler::Credit => {
+                let mut params = xc::xen_domctl_sched_credit { weight, cap };
+                // SAFETY: `params` is an initialised struct the call reads.
+                unsafe { xc::xc_sched_credit_domain_set(self.xch(), domid, &mut params) }
+            }
+            Scheduler::Credit2 => {
+                let mut params = xc::xen_domctl_sched_credit2 { weight, cap };
+                // SAFETY: `params` is an initialised struct the call reads.
+                unsafe { xc::xc_sched_credit2_domain_set(self.xch(), domid, &mut params) }
+            }
+            other => {
+                return Err(Error::InvalidArgument {
+                    operation,
+                    reason: format!("the {} scheduler has no weight and cap", other.name()),
+                })
+            }
+        };
+        Self::check(rc, operation, domid)
+    }
 }
 
 fn zeroed_domctl() -> xc::xen_domctl {
@@ -710,6 +889,13 @@ fn zeroed_domctl() -> xc::xen_domctl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_maps_round_trip_bit_per_cpu() {
+        let map = map_of_cpus(&[0, 3, 9, 200], 2);
+        assert_eq!(map, vec![0b0000_1001, 0b0000_0010]);
+        assert_eq!(cpus_of_map(&map), vec![0, 3, 9]);
+    }
 
     #[test]
     fn opening_without_xen_fails_with_a_clear_error_instead_of_crashing() {

@@ -61,7 +61,7 @@ main() {
     done
 
     # boots: one per xenstored flavour, in the order scenarios were named
-    local -A group_of=() ; local groups=() g extra_pkgs=() extra_bins=()
+    local -A group_of=() ; local groups=() g extra_pkgs=() extra_bins=() extra_data=()
     for s in "${scenarios[@]}"; do
         g=$(scenario_directive "$LAB_DIR/scenarios/$s.sh" xenstored | head -1); g=${g:-debian}
         case $g in debian|ours) ;; *) lab_die "scenario $s: lab-xenstored must be 'debian' or 'ours', not '$g'" ;; esac
@@ -71,6 +71,8 @@ main() {
         extra_pkgs+=("${a[@]}")
         read -r -a a <<< "$(scenario_directive "$LAB_DIR/scenarios/$s.sh" bins | tr '\n' ' ')"
         extra_bins+=("${a[@]}")
+        read -r -a a <<< "$(scenario_directive "$LAB_DIR/scenarios/$s.sh" data | tr '\n' ' ')"
+        extra_data+=("${a[@]}")
     done
 
     rm -rf "$LAB_OUT"; mkdir -p "$LAB_OUT/share" "$LAB_OUT/build"
@@ -83,6 +85,7 @@ main() {
     LAB_MODDIR=$LAB_ROOT/lib/modules/$LAB_KVER
     [ -f "$LAB_VMLINUZ" ] || lab_die "kernel $LAB_VMLINUZ missing from the unpacked .debs"
     mapfile -t LAB_EXTRA_BINS < <(printf '%s\n' "${extra_bins[@]}" | sort -u | sed '/^$/d')
+    mapfile -t LAB_EXTRA_DATA < <(printf '%s\n' "${extra_data[@]}" | sort -u | sed '/^$/d')
 
     build_workspace
     lab_log "building the guest and dom0 images"

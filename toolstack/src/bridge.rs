@@ -169,6 +169,18 @@ pub fn attach(vif: &str, bridge: &str) -> Result<()> {
     apply(&change, "attach to bridge", vif)
 }
 
+/// Takes `vif` off its bridge and brings it down, as `ip link set VIF nomaster down`.
+pub fn detach(vif: &str) -> Result<()> {
+    let change = LinkChange {
+        ifindex: ifindex(vif)?,
+        // IFLA_MASTER 0 releases the interface from its master.
+        master: Some(0),
+        up: Some(false),
+        ..Default::default()
+    };
+    apply(&change, "release from bridge", vif)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +210,23 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([m[32], m[33]]), 8); // rta_len
         assert_eq!(u16::from_ne_bytes([m[34], m[35]]), IFLA_MASTER);
         assert_eq!(i32::from_ne_bytes([m[36], m[37], m[38], m[39]]), 3);
+    }
+
+    #[test]
+    fn release_encodes_master_zero_and_down() {
+        let m = encode_link_change(
+            &LinkChange {
+                ifindex: 9,
+                master: Some(0),
+                up: Some(false),
+                ..Default::default()
+            },
+            2,
+        );
+        assert_eq!(u32::from_ne_bytes([m[24], m[25], m[26], m[27]]), 0); // flags: down
+        assert_eq!(u32::from_ne_bytes([m[28], m[29], m[30], m[31]]), IFF_UP); // change: up bit
+        assert_eq!(u16::from_ne_bytes([m[34], m[35]]), IFLA_MASTER);
+        assert_eq!(i32::from_ne_bytes([m[36], m[37], m[38], m[39]]), 0);
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub enum Error {
     BadConsoleEscape(String),
     #[error("console: {op}: {source}")]
     Console { op: &'static str, source: io::Error },
+    #[error("device model log {path}: {source}")]
+    DeviceModelLog { path: PathBuf, source: io::Error },
+    #[error("starting the device model {program}: {source}")]
+    DeviceModelStart { program: PathBuf, source: io::Error },
+    #[error("signalling the device model (pid {pid}): {source}")]
+    DeviceModelSignal { pid: u32, source: io::Error },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -343,10 +343,14 @@ pub fn vif_layout(l: &mut Layout, domid: u32, v: &VifRecord<'_>) {
         ("handle", v.devid.to_string()),
         ("type", "vif".to_string()),
     ];
-    if let Some(s) = v.script {
-        backend.push(("script", s.to_string()));
-    } else {
-        backend.push(("hotplug-status", "connected".to_string()));
+    match v.script {
+        Some(s) => backend.push(("script", s.to_string())),
+        None => {
+            // Linux netback refuses a backend without a `script` node ("reading script") and
+            // only passes it on in uevents; empty because we do the hotplug work in-process.
+            backend.push(("script", String::new()));
+            backend.push(("hotplug-status", "connected".to_string()));
+        }
     }
     if let Some(ip) = v.ip {
         backend.push(("ip", ip.to_string()));
@@ -385,6 +389,54 @@ pub fn console_layout(l: &mut Layout, domid: u32, c: &ConsoleRecord) {
     ];
     let backend = [("protocol", "vt100".to_string())];
     add_device(l, domid, &paths, &frontend, &backend);
+}
+
+/// A paravirtual framebuffer as qemu's xenfb backend and the guest's xen-fbfront expect it
+/// (libxl's `libxl__set_xenstore_vfb`): the backend holds the display settings qemu reads.
+#[derive(Clone, Debug)]
+pub struct VfbRecord<'a> {
+    pub devid: u32,
+    pub vnc: bool,
+    /// Address the VNC server listens on (libxl's default: 127.0.0.1).
+    pub vnclisten: &'a str,
+    /// VNC display number (TCP port 5900 + display).
+    pub vncdisplay: u32,
+    /// Whether qemu may search for a free display from `vncdisplay` on.
+    pub vncunused: bool,
+    pub sdl: bool,
+    pub opengl: bool,
+    pub display: Option<&'a str>,
+    pub xauthority: Option<&'a str>,
+}
+
+pub fn vfb_layout(l: &mut Layout, domid: u32, v: &VfbRecord<'_>) {
+    let paths = device_paths(domid, "vfb", v.devid, None);
+    let flag = |b: bool| u8::from(b).to_string();
+    let mut backend = vec![
+        ("vnc", flag(v.vnc)),
+        ("vnclisten", v.vnclisten.to_string()),
+        // libxl copies the VNC password here, where the guest can read it; qemu takes it
+        // from a private file instead, so the node stays empty.
+        ("vncpasswd", String::new()),
+        ("vncdisplay", v.vncdisplay.to_string()),
+        ("vncunused", flag(v.vncunused)),
+        ("sdl", flag(v.sdl)),
+        ("opengl", flag(v.opengl)),
+    ];
+    if let Some(x) = v.xauthority {
+        backend.push(("xauthority", x.to_string()));
+    }
+    if let Some(d) = v.display {
+        backend.push(("display", d.to_string()));
+    }
+    add_device(l, domid, &paths, &[], &backend);
+}
+
+/// The virtual keyboard and pointer that goes with a vfb (xl adds one per vfb); served by
+/// qemu, so the backend kind is `vkbd` with no settings of its own.
+pub fn vkbd_layout(l: &mut Layout, domid: u32, devid: u32) {
+    let paths = device_paths(domid, "vkbd", devid, None);
+    add_device(l, domid, &paths, &[], &[]);
 }
 
 #[cfg(test)]
@@ -614,7 +666,8 @@ mod tests {
         assert_eq!(value(&l, &format!("{fe}/mtu")), "1500");
         assert_eq!(value(&l, &format!("{be}/bridge")), "xenbr0");
         assert_eq!(value(&l, &format!("{be}/hotplug-status")), "connected");
-        assert!(l.get(&format!("{be}/script")).is_none());
+        // netback will not attach without a script node; empty means "none to run".
+        assert_eq!(value(&l, &format!("{be}/script")), "");
     }
 
     #[test]
@@ -670,5 +723,51 @@ mod tests {
             value(&l, "/local/domain/0/backend/console/1/0/frontend"),
             "/local/domain/1/console"
         );
+    }
+    #[test]
+    fn vfb_backend_carries_the_vnc_settings_qemu_reads() {
+        let mut l = Layout::default();
+        vfb_layout(
+            &mut l,
+            3,
+            &VfbRecord {
+                devid: 0,
+                vnc: true,
+                vnclisten: "127.0.0.1",
+                vncdisplay: 1,
+                vncunused: true,
+                sdl: false,
+                opengl: false,
+                display: None,
+                xauthority: None,
+            },
+        );
+        let be = "/local/domain/0/backend/vfb/3/0";
+        assert_eq!(value(&l, "/local/domain/3/device/vfb/0/backend"), be);
+        assert_eq!(value(&l, "/local/domain/3/device/vfb/0/state"), "1");
+        assert_eq!(value(&l, &format!("{be}/frontend-id")), "3");
+        assert_eq!(value(&l, &format!("{be}/vnc")), "1");
+        assert_eq!(value(&l, &format!("{be}/vnclisten")), "127.0.0.1");
+        assert_eq!(value(&l, &format!("{be}/vncdisplay")), "1");
+        assert_eq!(value(&l, &format!("{be}/vncunused")), "1");
+        assert_eq!(value(&l, &format!("{be}/sdl")), "0");
+        assert_eq!(value(&l, "/libxl/3/device/vfb/0/backend"), be);
+        assert!(l.get(&format!("{be}/display")).is_none());
+        assert_eq!(value(&l, &format!("{be}/vncpasswd")), "");
+        // the backend is dom0's, readable by the guest, like libxl's
+        let perms = &l.get(be).map(|e| e.perms.to_wire()).unwrap_or_default();
+        assert_eq!(perms, &["n0", "r3"]);
+    }
+
+    #[test]
+    fn vkbd_is_a_plain_device_pair() {
+        let mut l = Layout::default();
+        vkbd_layout(&mut l, 3, 0);
+        assert_eq!(
+            value(&l, "/local/domain/3/device/vkbd/0/backend"),
+            "/local/domain/0/backend/vkbd/3/0"
+        );
+        assert_eq!(value(&l, "/local/domain/0/backend/vkbd/3/0/state"), "1");
+        assert_eq!(value(&l, "/local/domain/0/backend/vkbd/3/0/online"), "1");
     }
 }

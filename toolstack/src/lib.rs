@@ -5,6 +5,7 @@
 pub mod blockdev;
 pub mod bridge;
 pub mod console;
+pub mod devicemodel;
 mod error;
 pub mod layout;
 pub mod loopback;

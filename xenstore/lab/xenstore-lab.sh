@@ -135,5 +135,76 @@ xs_bench() {
             result "xs-bench-$flavour" "$line"
         done
     done
+    # The ring path: dom0's kernel relays /dev/xen/xenbus requests over its xenbus ring
+    # (xsd_kva + event channel), as backends and hotplug scripts reach the daemon.
+    xs-bench -s /dev/xen/xenbus -i 0 -n 1000 -t 100 -p "$pid" > /tmp/xs-bench.out 2>&1
+    local rc=$?
+    cat /tmp/xs-bench.out
+    [ $rc = 0 ] || echo "XS-BENCH-FAILED xenbus-device rc=$rc"
+    grep '^RESULT' /tmp/xs-bench.out | while read -r line; do
+        result "xs-bench-$flavour" "$line"
+    done
     echo "XS-BENCH-DONE xenstored=$flavour"
+}
+
+# xs_xl_create_traced FLAVOUR NAME MAC: `xl -vvv create` of the lab's busybox guest (file
+# disk + bridged vif), identical on either xenstored so the two can be compared. Where the
+# time goes is recorded without adding load while it runs: xl's log lines are time-stamped by
+# a bash builtin loop (no fork per line) into a file, the hotplug scripts trace every command
+# with $EPOCHREALTIME into a file (BASH_XTRACEFD), and only afterwards are both summarised:
+# the libxl phases and the slowest hotplug-script steps. Prints the create time as a RESULT.
+xs_xl_create_traced() {
+    local flavour=$1 name=$2 mac=$3 common=/etc/xen/scripts/xen-hotplug-common.sh
+    busybox_guest_cfg "$name" "$mac"
+    rm -f /tmp/hp-trace.log /tmp/xl-create.log
+    cp "$common" /tmp/xen-hotplug-common.sh.orig
+    # Sourced by both the block and the vif-bridge script: trace them into fd 19.
+    sed -i '1a exec 19>>/tmp/hp-trace.log; BASH_XTRACEFD=19; PS4='"'"'+ ${EPOCHREALTIME} $$ ${BASH_SOURCE##*/}:${LINENO} '"'"'; set -x' "$common"
+    local xspid ctx0 ctx1 tk0 tk1
+    xspid=$(cat /run/xenstored.pid)
+    tk0=$(cut -d' ' -f14,15 /proc/$xspid/stat)
+    ctx0=$(grep ctxt_switches /proc/$xspid/status | tr -s '\t\n' '  ')
+    mark xl-create-start "xenstored=$flavour"
+    local t0 t1 rc
+    t0=$(now_ms)
+    timeout 150 xl -vvv create "/etc/xen/$name.cfg" 2>&1 |
+        bash -c 'while IFS= read -r l; do printf "%s %s\n" "$EPOCHREALTIME" "$l"; done' > /tmp/xl-create.log
+    rc=$(xl domid "$name" >/dev/null 2>&1 && echo 0 || echo 1)
+    t1=$(now_ms)
+    mark xl-create-returned "xenstored=$flavour"
+    cp /tmp/xen-hotplug-common.sh.orig "$common"
+    tk1=$(cut -d' ' -f14,15 /proc/$xspid/stat)
+    ctx1=$(grep ctxt_switches /proc/$xspid/status | tr -s '\t\n' '  ')
+    echo "xenstored ($flavour) utime/stime ticks before: $tk0 after: $tk1; ctx before: $ctx0 after: $ctx1"
+    result "xs-xl-create-disk-vif-ms-$flavour" $((t1 - t0))
+    echo "--- libxl phases (seconds since xl start; gaps >= 0.5 s)"
+    awk 'NR == 1 { s = $1; p = $1 } { d = $1 - p; if (d >= 0.5) printf "  +%6.2f  gap %5.2f before: %s\n", $1 - s, d, substr($0, index($0, " ") + 1, 150); p = $1 }' /tmp/xl-create.log
+    awk 'NR == 1 { s = $1 } END { printf "  xl log lines %d, last at +%.2f s\n", NR, $1 - s }' /tmp/xl-create.log
+    grep -E 'calling hotplug script|No hotplug script|wanted state|xc_dom_release|running bootloader|forking to execute|console/tty' /tmp/xl-create.log |
+        awk 'NR == 1 { s = $1 } { printf "  +%6.2f %s\n", $1 - s, substr($0, index($0, " ") + 1, 140) }'
+    echo "--- hotplug scripts: per-script wall time and slowest steps (time until the next traced command)"
+    awk '$1 ~ /^\++$/ { if (prev != "") { d = $2 - pt; if (d >= 0.2) printf "%7.2f s  %s\n", d, substr(prev, 1, 160) } prev = $0; pt = $2 }' /tmp/hp-trace.log | sort -rn | head -30
+    awk '$1 ~ /^\++$/ { if (!($3 in first)) { first[$3] = $2; order[++n] = $3 } last[$3] = $2 }
+         END { for (i = 1; i <= n; i++) printf "  script pid %s: %.2f s from first to last traced command\n", order[i], last[order[i]] - first[order[i]] }' /tmp/hp-trace.log
+    awk '{ split($4, f, ":"); c[f[1]]++ } END { for (k in c) printf "  %d traced lines from %s\n", c[k], k }' /tmp/hp-trace.log
+    grep -c 'xenstore' /tmp/hp-trace.log | sed 's/^/  traced lines naming xenstore: /'
+    [ $rc = 0 ] || { tail -30 /tmp/xl-create.log; return 1; }
+    return 0
+}
+
+# xs_guest_finish FLAVOUR NAME: the busybox guest runs to the end, xl sees it go, its disk write
+# is visible in dom0 and (our daemon) its nodes are gone.
+xs_guest_finish() {
+    local flavour=$1 name=$2 domid
+    domid=$(xl domid "$name")
+    guest_wait "$name" GUEST-DONE 120 || fail "guest did not print GUEST-DONE"
+    domain_gone_wait "$name" 60 || fail "guest still there 60 s after GUEST-DONE"
+    echo "XS-$flavour-DOMAIN-GONE"
+    guest_wrote_disk "$name" || fail "dom0 does not see the guest's write on $name.img"
+    echo "DOM0-SEES-GUEST-DISK-WRITE"
+    sleep 1
+    if xenstore-exists "/local/domain/$domid"; then
+        xenstore-ls -f "/local/domain/$domid" | head; fail "nodes of dead domain $domid left behind"
+    fi
+    echo "XS-$flavour-NODES-CLEANED"
 }

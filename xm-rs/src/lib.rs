@@ -4,4 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod create;
+pub mod daemon;
+pub mod managed;
 pub mod ops;
+pub mod state;

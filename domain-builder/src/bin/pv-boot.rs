@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use domain_builder::{create_pv_domain, CreatedDomain, KernelImage, PvDomainSpec};
+use domain_builder::{create_pv_domain, CreatedDomain, KernelCache, KernelImage, PvDomainSpec};
 use hypervisor::{DomId, Hypervisor, XenHypervisor};
+use toolstack::layout::{console_layout, domain_layout, ConsoleRecord, DomainRecord};
 use tracing::{debug, info, warn};
 use xenstore::{Client, Perm, XsOps};
 
@@ -104,83 +105,11 @@ enum PvBootError {
     NameTaken(String),
 }
 
-/// Where the decompressed form of `kernel` is cached, if caching is on and the file exists.
-fn cache_entry(args: &CreateArgs) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = args.kernel_cache.as_ref()?;
-    let m = std::fs::metadata(&args.kernel).ok()?;
-    let key = format!(
-        "{:x}-{:x}-{:x}-{:x}.{:x}-{:x}.{:x}.elf",
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec()
-    );
-    Some(dir.join(key))
-}
-
-/// Stores a decompressed kernel; failures only cost the next boot some time.
-fn fill_cache(entry: &PathBuf, elf: &[u8]) {
-    use std::os::unix::fs::DirBuilderExt;
-    let Some(dir) = entry.parent() else { return };
-    if let Err(err) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        warn!("kernel cache {}: {err}", dir.display());
-        return;
-    }
-    let temporary = entry.with_extension(format!("tmp{}", std::process::id()));
-    let stored = std::fs::write(&temporary, elf).and_then(|()| std::fs::rename(&temporary, entry));
-    if let Err(err) = stored {
-        warn!("kernel cache {}: {err}", entry.display());
-        let _ = std::fs::remove_file(&temporary);
-    }
-}
-
 fn read_file(path: &PathBuf) -> Result<Vec<u8>, PvBootError> {
     std::fs::read(path).map_err(|source| PvBootError::Read {
         path: path.clone(),
         source,
     })
-}
-
-fn random_uuid() -> [u8; 16] {
-    let mut uuid = [0u8; 16];
-    if let Ok(bytes) = std::fs::read("/proc/sys/kernel/random/uuid") {
-        // "xxxxxxxx-xxxx-...": 32 hex digits.
-        let hex: Vec<u8> = bytes.into_iter().filter(u8::is_ascii_hexdigit).collect();
-        for (i, pair) in hex.chunks_exact(2).take(16).enumerate() {
-            let text = std::str::from_utf8(pair).unwrap_or("00");
-            uuid[i] = u8::from_str_radix(text, 16).unwrap_or(0);
-        }
-    }
-    uuid
-}
-
-fn uuid_string(u: &[u8; 16]) -> String {
-    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-fn perm(domid: u32, read: bool, write: bool) -> Perm {
-    Perm {
-        domid,
-        read,
-        write,
-        ignore: false,
-    }
 }
 
 /// Finds a domain id by name under /local/domain.
@@ -198,88 +127,57 @@ fn domid_by_name(xs: &Client, name: &str) -> Result<Option<DomId>, PvBootError> 
     Ok(None)
 }
 
-/// The entries libxl writes for a PV guest's console and store, minus devices: enough for
-/// xenconsoled (console/{ring-ref,port,type}) and for the guest (name, its own directory).
+/// The domain's xenstore layout and its console, exactly as `xm create` writes them (one
+/// layout, `toolstack::layout`), minus devices: enough for xenconsoled and the guest.
 fn write_domain_entries(
     xs: &Client,
     created: &CreatedDomain,
     args: &CreateArgs,
     uuid: &[u8; 16],
+    memory_kib: u64,
 ) -> Result<(), PvBootError> {
     let domid = created.domid;
-    let dom = format!("/local/domain/{domid}");
-    let vm = format!("/vm/{}", uuid_string(uuid));
-    let backend = format!("/local/domain/0/backend/console/{domid}/0");
-    let memory_kib = (args.memory * 1024).to_string();
+    let uuid = hypervisor::uuid::format(uuid);
+    let kernel = args.kernel.to_string_lossy();
+    let ramdisk = args.ramdisk.as_ref().map(|r| r.to_string_lossy());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let start_time = format!("{}.{:02}", now.as_secs(), now.subsec_millis() / 10);
+    let mut layout = domain_layout(&DomainRecord {
+        domid,
+        name: &args.name,
+        uuid: &uuid,
+        vcpus: args.vcpus,
+        max_vcpus: args.vcpus,
+        max_memory_kib: memory_kib,
+        target_memory_kib: memory_kib,
+        kernel: &kernel,
+        ramdisk: ramdisk.as_deref(),
+        cmdline: &args.cmdline,
+        store_port: created.store_port,
+        store_mfn: created.built.store_mfn.0,
+        start_time: &start_time,
+    });
+    console_layout(
+        &mut layout,
+        domid,
+        &ConsoleRecord {
+            port: created.console_port,
+            ring_mfn: created.built.console_mfn.0,
+        },
+    );
     xs.transact(|t| {
-        // The guest may read its own directory; dom0 owns it.
-        t.mkdir(&dom)?;
-        t.set_perms(&dom, &[perm(0, false, false), perm(domid, true, false)])?;
-        t.write(&format!("{dom}/name"), args.name.as_bytes())?;
-        t.write(&format!("{dom}/domid"), domid.to_string().as_bytes())?;
-        t.write(&format!("{dom}/vm"), vm.as_bytes())?;
-        t.write(&format!("{dom}/memory/static-max"), memory_kib.as_bytes())?;
-        t.write(&format!("{dom}/memory/target"), memory_kib.as_bytes())?;
-        t.write(&format!("{dom}/cpu/0/availability"), b"online")?;
-        for dir in [
-            "control", "data", "device", "drivers", "feature", "attr", "error",
-        ] {
-            let path = format!("{dom}/{dir}");
-            t.mkdir(&path)?;
-            t.set_perms(&path, &[perm(domid, false, false)])?;
+        for entry in &layout.entries {
+            let perms: Vec<Perm> = entry
+                .perms
+                .to_wire()
+                .iter()
+                .filter_map(|p| Perm::parse(p.as_bytes()))
+                .collect();
+            t.write(&entry.path, entry.value.as_bytes())?;
+            t.set_perms(&entry.path, &perms)?;
         }
-        t.write(&format!("{dom}/control/shutdown"), b"")?;
-        t.set_perms(
-            &format!("{dom}/control/shutdown"),
-            &[perm(domid, false, false)],
-        )?;
-
-        let store = format!("{dom}/store");
-        t.write(
-            &format!("{store}/ring-ref"),
-            created.built.store_mfn.0.to_string().as_bytes(),
-        )?;
-        t.write(
-            &format!("{store}/port"),
-            created.store_port.to_string().as_bytes(),
-        )?;
-
-        let console = format!("{dom}/console");
-        t.mkdir(&console)?;
-        t.set_perms(&console, &[perm(domid, false, false), perm(0, true, false)])?;
-        t.write(
-            &format!("{console}/ring-ref"),
-            created.built.console_mfn.0.to_string().as_bytes(),
-        )?;
-        t.write(
-            &format!("{console}/port"),
-            created.console_port.to_string().as_bytes(),
-        )?;
-        t.write(&format!("{console}/type"), b"xenconsoled")?;
-        t.write(&format!("{console}/output"), b"pty")?;
-        t.write(&format!("{console}/limit"), b"1048576")?;
-        t.write(&format!("{console}/tty"), b"")?;
-        t.write(&format!("{console}/backend"), backend.as_bytes())?;
-        t.write(&format!("{console}/backend-id"), b"0")?;
-
-        t.write(&format!("{backend}/frontend"), console.as_bytes())?;
-        t.write(
-            &format!("{backend}/frontend-id"),
-            domid.to_string().as_bytes(),
-        )?;
-        t.write(&format!("{backend}/online"), b"1")?;
-        t.write(&format!("{backend}/state"), b"1")?;
-        t.write(&format!("{backend}/protocol"), b"vt100")?;
-        t.set_perms(&backend, &[perm(0, false, false), perm(domid, true, false)])?;
-
-        t.write(&format!("{vm}/name"), args.name.as_bytes())?;
-        t.write(&format!("{vm}/uuid"), uuid_string(uuid).as_bytes())?;
-        t.write(&format!("{vm}/image/ostype"), b"linux")?;
-        t.write(
-            &format!("{vm}/image/kernel"),
-            args.kernel.to_string_lossy().as_bytes(),
-        )?;
-        t.write(&format!("{vm}/image/cmdline"), args.cmdline.as_bytes())?;
         Ok(())
     })?;
     Ok(())
@@ -292,15 +190,15 @@ fn create(args: &CreateArgs) -> Result<(), PvBootError> {
         .checked_mul(1024)
         .filter(|kib| (16 * 1024..=1 << 40).contains(kib))
         .ok_or(PvBootError::BadMemory(args.memory))?;
-    let cache = cache_entry(args);
-    let cached = cache.as_ref().and_then(|entry| std::fs::read(entry).ok());
-    let cache_hit = cached.is_some();
-    let kernel_bytes = match cached {
-        Some(elf) => elf,
-        None => read_file(&args.kernel)?,
-    };
+    let cache = args.kernel_cache.as_ref().map(KernelCache::new);
+    let loaded =
+        KernelCache::load(cache.as_ref(), &args.kernel).map_err(|source| PvBootError::Read {
+            path: args.kernel.clone(),
+            source,
+        })?;
+    let kernel_bytes = &loaded.bytes;
     let ramdisk = args.ramdisk.as_ref().map(read_file).transpose()?;
-    let kernel = KernelImage::parse(&kernel_bytes, MAX_KERNEL_BYTES).map_err(|source| {
+    let kernel = KernelImage::parse(kernel_bytes, MAX_KERNEL_BYTES).map_err(|source| {
         PvBootError::Image {
             path: args.kernel.clone(),
             source,
@@ -319,7 +217,7 @@ fn create(args: &CreateArgs) -> Result<(), PvBootError> {
         return Err(PvBootError::NameTaken(args.name.clone()));
     }
     let hv = XenHypervisor::open()?;
-    let uuid = random_uuid();
+    let uuid = hypervisor::uuid::random();
     let created = create_pv_domain(
         &hv,
         &PvDomainSpec {
@@ -335,7 +233,7 @@ fn create(args: &CreateArgs) -> Result<(), PvBootError> {
     )?;
     let domid = created.domid;
     let finish = || -> Result<(), PvBootError> {
-        write_domain_entries(&xs, &created, args, &uuid)?;
+        write_domain_entries(&xs, &created, args, &uuid, memory_kib)?;
         xs.introduce(domid, created.built.store_mfn.0, created.store_port)?;
         if !args.paused {
             hv.unpause_domain(domid)?;
@@ -358,19 +256,13 @@ fn create(args: &CreateArgs) -> Result<(), PvBootError> {
         created.build_time.as_millis(),
         total.as_millis(),
         kernel.compression.map_or("none".to_string(), |c| c.to_string()),
-        if cache_hit {
-            "hit"
-        } else if cache.is_some() {
-            "miss"
-        } else {
-            "off"
-        },
+        loaded.outcome.as_str(),
         created.built.store_mfn.0,
         created.built.console_mfn.0,
     );
     // After the guest runs, so filling the cache never delays a boot.
-    if let (Some(entry), Some(_)) = (&cache, kernel.compression) {
-        fill_cache(entry, kernel.elf_bytes());
+    if let (Some(cache), Some(_)) = (&cache, kernel.compression) {
+        cache.store(&loaded, kernel.elf_bytes());
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 mod bzimage;
 mod decompress;
-mod elf;
+pub(crate) mod elf;
 mod notes;
 
 use std::borrow::Cow;
@@ -121,5 +121,13 @@ impl<'a> KernelImage<'a> {
     /// The whole ELF file.
     pub fn elf_bytes(&self) -> &[u8] {
         &self.elf
+    }
+
+    /// The decompressed ELF, when this image was a bzImage (what a kernel cache keeps).
+    pub fn into_decompressed(self) -> Option<Vec<u8>> {
+        match self.elf {
+            Cow::Owned(elf) => Some(elf),
+            Cow::Borrowed(_) => None,
+        }
     }
 }

@@ -51,19 +51,26 @@ boot_group() {  # boot_group INDEX XENSTORED SCENARIO...
     mkdir -p "$dir" "$LAB_OUT/status" "$LAB_OUT/sections"
     build_dom0_group "$LAB_BUILD/group-$idx.cpio.gz" "$xs" "$@"
     cat "$LAB_BUILD/dom0-base.cpio.gz" "$LAB_BUILD/group-$idx.cpio.gz" > "$dir/dom0.cpio.gz"
-    for s in "$@"; do total=$((total + $(scenario_timeout "$s") + 15)); done
+    local mem=$LAB_QEMU_MEM want
+    for s in "$@"; do
+        total=$((total + $(scenario_timeout "$s") + 15))
+        # lab-ram: a scenario whose guests need more than the default machine asks for it.
+        want=$(scenario_directive "$LAB_DIR/scenarios/$s.sh" ram | head -1)
+        [ -z "$want" ] || [[ $want =~ ^[0-9]+$ ]] || lab_die "scenario $s: lab-ram must be MiB, not '$want'"
+        [ -n "$want" ] && [ "$want" -gt "$mem" ] && mem=$want
+    done
     local qemu_timeout=$((LAB_BOOT_BUDGET + total + 60))
 
     local xen_cmdline="console=com1 com1=115200,8n1 dom0_mem=${LAB_DOM0_MEM}M,max:${LAB_DOM0_MEM}M loglvl=all guest_loglvl=all console_timestamps=boot bootscrub=0 ${LAB_XEN_EXTRA:-}"
     local dom0_cmdline="console=hvc0 earlyprintk=xen rdinit=/init panic=5"
-    local qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu qemu64 -m "$LAB_QEMU_MEM"
+    local qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu qemu64 -m "$mem"
         -smp "$LAB_SMP" -display none -monitor none -serial stdio -no-reboot -nic none
         -kernel "$LAB_BUILD/xen" -append "$xen_cmdline"
         -initrd "$LAB_VMLINUZ $dom0_cmdline,$dir/dom0.cpio.gz"
         -fsdev "local,id=fs0,path=$LAB_OUT/share,security_model=none"
         -device virtio-9p-pci,fsdev=fs0,mount_tag=hostshare)
     printf '%q ' "${qemu[@]}" > "$dir/qemu-cmdline.txt"
-    lab_log "boot $idx (xenstored=$xs): $* — QEMU -m $LAB_QEMU_MEM, dom0 ${LAB_DOM0_MEM}M, hard limit ${qemu_timeout}s"
+    lab_log "boot $idx (xenstored=$xs): $* — QEMU -m $mem, dom0 ${LAB_DOM0_MEM}M, hard limit ${qemu_timeout}s"
 
     rm -f "$dir/serial.fifo"; mkfifo "$dir/serial.fifo"
     local t0; t0=$(now_us)

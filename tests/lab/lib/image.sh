@@ -102,6 +102,10 @@ build_dom0_base() {
         xen-netback loop bridge dm-mod virtio_pci 9pnet_virtio 9p
     for b in "${LAB_OUR_BINS[@]}"; do copy_elf "$b" "/usr/local/bin/$(basename "$b")" "$d"; done
     for b in "${LAB_EXTRA_BINS[@]}"; do copy_elf "$LAB_ROOT$b" "$b" "$d"; done
+    for f in "${LAB_EXTRA_DATA[@]}"; do
+        [ -e "$LAB_ROOT$f" ] || lab_die "lab-data: $f is not in the unpacked packages"
+        mkdir -p "$d$(dirname "$f")"; cp -a "$LAB_ROOT$f" "$d$f"
+    done
     mkdir -p "$d/lab/guest" "$d/lab/scenarios" "$d/lab/files"
     cp "$LAB_VMLINUZ" "$d/lab/guest/vmlinuz"
     cp "$LAB_BUILD/guest.cpio.gz" "$d/lab/guest/initrd.gz"
@@ -126,8 +130,11 @@ build_dom0_group() {
         while read -r src dst; do
             case $src in ''|'#'*) continue ;; esac
             [ -n "$dst" ] || dst=/lab/files/$(basename "$src")
-            [ -e "$LAB_REPO/$src" ] || lab_die "scenario $s: $src (from $s.files) does not exist; was it built?"
-            mkdir -p "$g$(dirname "$dst")"; cp -aL "$LAB_REPO/$src" "$g$dst"
+            # build artefacts (target/...) live in cargo's target dir, wherever CARGO_TARGET_DIR puts it
+            local from=$LAB_REPO/$src
+            case $src in target/*) from=${CARGO_TARGET_DIR:-$LAB_REPO/target}/${src#target/} ;; esac
+            [ -e "$from" ] || lab_die "scenario $s: $src (from $s.files, looked for at $from) does not exist; was it built?"
+            mkdir -p "$g$(dirname "$dst")"; cp -aL "$from" "$g$dst"
         done < "$LAB_DIR/scenarios/$s.files"
     done
     pack "$g" "$out"

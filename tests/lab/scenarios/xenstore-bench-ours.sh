@@ -1,7 +1,7 @@
 #!/bin/sh
 # xenstore-bench-c.sh against our xenstored-rs.
 # lab-xenstored: ours
-# lab-timeout: 420
+# lab-timeout: 900
 # lab-expect: XS-BENCH-DONE xenstored=ours
 . /lab/lib.sh
 . /lab/files/xenstore-lab.sh

@@ -6,8 +6,8 @@
 # pings dom0 over eth0; its console is on xm's terminal (here: a file, stdin not a tty);
 # `xm shutdown -w` returns when it is gone. xl-beijaflor is the same server under Debian's xl.
 # lab-timeout: 360
-# lab-packages: lvm2 libdevmapper-event1.02.1 libdevmapper1.02.1 libaio1 e2fsprogs
-# lab-bins: /sbin/lvm /sbin/mke2fs
+# lab-packages: lvm2 libdevmapper-event1.02.1 libdevmapper1.02.1 libaio1 e2fsprogs bsdutils
+# lab-bins: /sbin/lvm /sbin/mke2fs /usr/bin/script
 # lab-expect: beijaflor-vm.cfg:8:1: warning: spaces around '='
 # lab-expect: [beijaflor-vm] INITRD-ROOT-MOUNTED /dev/xvda1 ext3 ro
 # lab-expect: [beijaflor-vm] ROOTFS-UP root=/dev/xvda1 ext3
@@ -15,6 +15,8 @@
 # lab-expect: [beijaflor-vm] ROOTFS-PING-OK
 # lab-expect: XM-CONSOLE-SHOWED ROOTFS-READY
 # lab-expect: XM-BEIJAFLOR-IN-XL-LIST
+# lab-expect: XM-CONSOLE-CTRL-BRACKET-DETACHED
+# lab-expect: XM-BUSY-DEVICE-REFUSED-CLEAN
 # lab-expect: XM-SHUTDOWN-W-RETURNED
 # lab-expect: XM-BEIJAFLOR-GONE
 . /lab/lib.sh
@@ -35,6 +37,34 @@ i=0; until grep -q ROOTFS-READY /tmp/xm-console.log || [ $i -ge 50 ]; do sleep 0
 grep -q ROOTFS-READY /tmp/xm-console.log && echo "XM-CONSOLE-SHOWED ROOTFS-READY"
 xm list; xl list
 xl list | grep -q '^beijaflor-vm ' && echo "XM-BEIJAFLOR-IN-XL-LIST"
+
+# Ctrl-] on a real terminal: script(1) gives `xm console` a pty as its terminal, which xm puts
+# in raw mode; the 0x1d byte typed into it must detach xm (exit 0) and leave the guest running.
+( sleep 4; printf '\035' ) | timeout 30 /usr/bin/script -q -e -c "xm console beijaflor-vm" /tmp/ctrl-bracket.log > /dev/null
+rc=$?
+[ $rc = 0 ] || { cat /tmp/ctrl-bracket.log; fail "xm console did not detach on Ctrl-] (rc $rc)"; }
+xl list | grep -q '^beijaflor-vm ' || fail "beijaflor-vm went away when the console detached"
+echo "XM-CONSOLE-CTRL-BRACKET-DETACHED"
+
+# A second domain wanting beijaflor's root writable is refused (the sharing check), and the
+# refused create leaves nothing: no domain, no xenstore nodes, no backend entries.
+# (beijaflor's own directory is left out: the running guest may write there meanwhile)
+bid=$(xl domid beijaflor-vm)
+paths() { xenstore-ls -f / | sed 's/ = .*//' | grep -v "^/local/domain/$bid/" | sort | md5sum; }
+nodes_before=$(paths)
+cat > /etc/xen/thief.cfg <<CFG
+name = "thief"
+kernel = "/lab/guest/vmlinuz"
+ramdisk = "/lab/guest/initrd.gz"
+memory = 128
+disk = [ 'phy:/dev/vg01/beijaflor.root,xvda1,w' ]
+CFG
+xm create /etc/xen/thief.cfg > /tmp/thief.err 2>&1 && fail "a second writer of beijaflor.root was not refused"
+cat /tmp/thief.err
+grep -q "beijaflor.root\|xvda1" /tmp/thief.err || fail "the refusal does not name the disk"
+xl list | grep -q '^thief ' && fail "the refused domain is still there"
+[ "$(paths)" = "$nodes_before" ] || fail "the refused create left xenstore nodes"
+echo "XM-BUSY-DEVICE-REFUSED-CLEAN"
 t1=$(now_ms)
 xm shutdown -w beijaflor-vm || fail "xm shutdown -w returned $?"
 echo "XM-SHUTDOWN-W-RETURNED"

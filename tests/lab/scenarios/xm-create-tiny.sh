@@ -31,7 +31,7 @@ only_dom0_left() {
         left=$(xenstore-list /local/domain/0/backend/$kind 2>/dev/null | tr '\n' ' ')
         [ -z "$left" ] || fail "$1: backend/$kind still has: $left"
     done
-    [ -z "$(xenstore-list /libxl 2>/dev/null)" ] || fail "$1: /libxl not empty"
+    [ -z "$(xenstore-list /libxl 2>/dev/null)" ] || { xenstore-ls -f /libxl; fail "$1: /libxl not empty"; }
     [ -z "$(xenstore-list /vm 2>/dev/null)" ] || fail "$1: /vm not empty"
 }
 

@@ -11,26 +11,93 @@
 //! twice: once with a clock read per operation (latency percentiles), once without.
 //! The client is a plain synchronous request/reply loop on the socket: no helper thread, so
 //! the numbers measure the daemon, not the client.
+//!
+//! `-s /dev/xen/xenbus` (any character device) measures the ring path instead: dom0's kernel
+//! forwards each request over its xenbus ring (`/proc/xen/xsd_kva` + event channel) to the
+//! daemon, which is how backends and hotplug scripts reach it (`transport=xenbus-device`).
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use xenstore::wire::{self, Errno, Message, MsgType};
 
+/// The daemon's socket, or the xenbus device (dom0's kernel relays over its ring).
+enum Transport {
+    Socket(UnixStream),
+    Device(File),
+}
+
+impl Transport {
+    fn open(path: &PathBuf) -> Result<Transport, String> {
+        let is_device = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device());
+        if is_device {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .map(Transport::Device)
+                .map_err(|e| format!("open {}: {e}", path.display()))
+        } else {
+            UnixStream::connect(path)
+                .map(Transport::Socket)
+                .map_err(|e| format!("connect {}: {e}", path.display()))
+        }
+    }
+
+    fn try_clone(&self) -> Result<Transport, String> {
+        match self {
+            Transport::Socket(s) => s.try_clone().map(Transport::Socket),
+            Transport::Device(f) => f.try_clone().map(Transport::Device),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn name(path: &PathBuf) -> &'static str {
+        if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device()) {
+            "xenbus-device"
+        } else {
+            "unix-socket"
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Socket(s) => s.read(buf),
+            Transport::Device(f) => f.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Socket(s) => s.write(buf),
+            Transport::Device(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 struct Conn {
-    stream: UnixStream,
+    stream: Transport,
     /// Buffered reads: one syscall per reply, whatever the daemon.
-    reader: std::io::BufReader<UnixStream>,
+    reader: std::io::BufReader<Transport>,
     req_id: u32,
 }
 
 impl Conn {
     fn open(socket: &PathBuf) -> Result<Conn, String> {
-        let stream = UnixStream::connect(socket)
-            .map_err(|e| format!("connect {}: {e}", socket.display()))?;
-        let reader = std::io::BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        let stream = Transport::open(socket)?;
+        let reader = std::io::BufReader::new(stream.try_clone()?);
         Ok(Conn {
             stream,
             reader,
@@ -136,8 +203,9 @@ fn run() -> Result<(), String> {
         }
     }
     let (n, ntx) = (n.max(1), ntx.max(1));
+    let transport = Transport::name(&socket);
     println!(
-        "INFO socket={} transport=unix-socket client=xs-bench",
+        "INFO socket={} transport={transport} client=xs-bench",
         socket.display()
     );
     println!(
@@ -163,7 +231,7 @@ fn run() -> Result<(), String> {
         );
     }
     let mut h = Conn::open(&socket)?;
-    let cond = format!("idle_conns={idle} transport=unix-socket");
+    let cond = format!("idle_conns={idle} transport={transport}");
     let val = b"0123456789abcdef";
     let v0 = h.read(&rpath).map_err(|e| format!("read {rpath}: {e}"))?;
     println!(

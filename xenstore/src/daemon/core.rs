@@ -303,16 +303,6 @@ struct Transaction {
     event_index: HashMap<String, usize>,
 }
 
-/// A watch event ready to be matched: the path plus the permissions that decide who may see it.
-#[derive(Debug)]
-struct Event {
-    path: String,
-    exact: bool,
-    old_perms: Option<Vec<Perm>>,
-    node_perms: Option<Vec<Perm>>,
-    parent_perms: Option<Vec<Perm>>,
-}
-
 #[derive(Debug)]
 struct DomainEntry {
     conn: ConnId,
@@ -379,6 +369,8 @@ pub struct Core {
     domains: BTreeMap<u32, DomainEntry>,
     platform: Box<dyn Platform>,
     with_output: BTreeSet<ConnId>,
+    /// Connections with at least one watch: the only ones an event is matched against.
+    watchers: BTreeSet<ConnId>,
     /// Set while a request is handled: the initial event of a new watch goes after the reply.
     deferred: Vec<(ConnId, Vec<u8>)>,
 }
@@ -419,6 +411,7 @@ impl Core {
             domains: BTreeMap::new(),
             platform,
             with_output: BTreeSet::new(),
+            watchers: BTreeSet::new(),
             deferred: Vec::new(),
         };
         core.generation += 1;
@@ -439,7 +432,7 @@ impl Core {
         };
         for p in ["/tool/xenstored", "/local/domain"] {
             // Cannot fail for dom0 on an empty store.
-            let _ = core.create_node(root, None, p, Vec::new(), &mut Vec::new());
+            let _ = core.create_node(root, None, p, Vec::new());
         }
         core
     }
@@ -487,6 +480,7 @@ impl Core {
             debug!(conn = id, "connection removed");
         }
         self.with_output.remove(&id);
+        self.watchers.remove(&id);
     }
 
     /// The outbox of a connection.
@@ -497,6 +491,12 @@ impl Core {
     /// Connections that got output since the last call.
     pub fn take_connections_with_output(&mut self) -> Vec<ConnId> {
         std::mem::take(&mut self.with_output).into_iter().collect()
+    }
+
+    /// True if some connection got output not yet taken by
+    /// [`Core::take_connections_with_output`].
+    pub fn has_output_pending(&self) -> bool {
+        !self.with_output.is_empty()
     }
 
     /// False while the connection has `outstanding` replies it has not consumed: we stop
@@ -720,6 +720,7 @@ impl Core {
             MsgType::ResetWatches => {
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.watches.clear();
+                    self.watchers.remove(&id);
                     for tx in std::mem::take(&mut c.open_txs) {
                         self.txs.remove(&(id, tx));
                     }
@@ -806,13 +807,21 @@ impl Core {
         self.view(tx, path).map(|n| n.perms.clone())
     }
 
+    /// `who`'s rights on `path` through the transaction; None if the node is absent.
+    fn view_rights(&mut self, who: Who, tx: Option<(ConnId, u32)>, path: &str) -> Option<u8> {
+        if let Some(special) = self.special.get(path) {
+            return Some(who.perm_for(special));
+        }
+        self.view(tx, path).map(|n| who.perm_for(&n.perms))
+    }
+
     /// Nearest existing ancestor's permission for `who` (C `ask_parents`).
     fn parent_perm(&mut self, who: Who, tx: Option<(ConnId, u32)>, path: &str) -> u8 {
-        let mut cur = path.to_string();
+        let mut cur = path;
         loop {
-            let parent = parent_of(&cur).to_string();
-            if let Some(perms) = self.view(tx, &parent).map(|n| n.perms.clone()) {
-                return who.perm_for(&perms);
+            let parent = parent_of(cur);
+            if let Some(rights) = self.view(tx, parent).map(|n| who.perm_for(&n.perms)) {
+                return rights;
             }
             if parent == "/" {
                 return 0;
@@ -830,8 +839,8 @@ impl Core {
         path: &str,
         need: u8,
     ) -> Result<bool, Errno> {
-        match self.view_perms(tx, path) {
-            Some(perms) if who.perm_for(&perms) & need == need => Ok(true),
+        match self.view_rights(who, tx, path) {
+            Some(rights) if rights & need == need => Ok(true),
             Some(_) => Err(Errno::Eacces),
             None => {
                 if self.parent_perm(who, tx, path) & need != 0 {
@@ -1003,7 +1012,6 @@ impl Core {
         tx: Option<(ConnId, u32)>,
         path: &str,
         value: Vec<u8>,
-        _events: &mut Vec<Event>,
     ) -> Result<(), Errno> {
         let mut missing = vec![path.to_string()];
         let mut parent = parent_of(path).to_string();
@@ -1056,25 +1064,11 @@ impl Core {
         Ok(())
     }
 
-    fn event_for(
-        &mut self,
-        tx: Option<(ConnId, u32)>,
-        path: &str,
-        exact: bool,
-        old: Option<Vec<Perm>>,
-    ) -> Event {
-        let node_perms = self.view_perms(tx, path);
-        let parent_perms = if path.starts_with('/') {
-            self.view_perms(tx, parent_of(path))
-        } else {
-            self.view_perms(tx, "/")
-        };
-        Event {
-            path: path.to_string(),
-            exact,
-            old_perms: old,
-            node_perms,
-            parent_perms,
+    /// The store's permissions of `path` (a special node's or a node's), outside transactions.
+    fn store_perms(&self, path: &str) -> Option<&[Perm]> {
+        match self.special.get(path) {
+            Some(special) => Some(special),
+            None => self.nodes.get(path).map(|n| n.perms.as_slice()),
         }
     }
 
@@ -1096,39 +1090,49 @@ impl Core {
                     });
                 }
             }
-            None => {
-                let ev = self.event_for(None, path, exact, old);
-                self.fire(&ev);
-            }
+            None => self.fire(path, exact, old.as_deref()),
         }
     }
 
-    /// Delivers an event to every watch that matches and whose connection may see it
-    /// (C `fire_watches` + `watch_permitted`).
-    fn fire(&mut self, ev: &Event) {
+    /// Delivers an event for `path` (as the store is now) to every watch that matches and
+    /// whose connection may see it (C `fire_watches` + `watch_permitted`): a connection sees
+    /// it if privileged, or if it could read the node before a permission change (`old`), or
+    /// the node exists and it can read the node or its parent. Only connections with watches
+    /// are looked at, and permissions only for a connection that has a matching watch, so a
+    /// write costs nothing per idle connection.
+    fn fire(&mut self, path: &str, exact: bool, old: Option<&[Perm]>) {
         let mut out = Vec::new();
-        for (&id, conn) in &self.conns {
-            let who = conn.who;
-            let readable = |p: &Option<Vec<Perm>>| {
-                p.as_ref().is_some_and(|p| who.perm_for(p) & PERM_READ != 0)
+        let node_perms = self.store_perms(path);
+        let parent_perms = if path.starts_with('/') {
+            self.store_perms(parent_of(path))
+        } else {
+            self.store_perms("/")
+        };
+        for &id in &self.watchers {
+            let Some(conn) = self.conns.get(&id) else {
+                continue;
             };
+            let mut matching = conn.watches.iter().filter(|w| {
+                if exact {
+                    path == w.path
+                } else {
+                    is_child(path, &w.path)
+                }
+            });
+            let Some(first) = matching.next() else {
+                continue;
+            };
+            let who = conn.who;
+            let readable = |p: Option<&[Perm]>| p.is_some_and(|p| who.perm_for(p) & PERM_READ != 0);
             let permitted = who.privileged
-                || readable(&ev.old_perms)
-                || (ev.node_perms.is_some()
-                    && (readable(&ev.node_perms) || readable(&ev.parent_perms)));
+                || readable(old)
+                || (node_perms.is_some() && (readable(node_perms) || readable(parent_perms)));
             if !permitted {
                 continue;
             }
-            for w in &conn.watches {
-                let hit = if ev.exact {
-                    ev.path == w.path
-                } else {
-                    is_child(&ev.path, &w.path)
-                };
-                if hit {
-                    let shown = ev.path.get(w.relative_prefix..).unwrap_or(&ev.path);
-                    out.push((id, Self::watch_event(shown, &w.token)));
-                }
+            for w in std::iter::once(first).chain(matching) {
+                let shown = path.get(w.relative_prefix..).unwrap_or(path);
+                out.push((id, Self::watch_event(shown, &w.token)));
             }
         }
         for (id, bytes) in out {
@@ -1146,7 +1150,7 @@ impl Core {
             self.check_size(who, &node)?;
             self.put(tx, &path, node);
         } else {
-            self.create_node(who, tx, &path, value.to_vec(), &mut Vec::new())?;
+            self.create_node(who, tx, &path, value.to_vec())?;
         }
         self.emit(tx, &path, false, None);
         Ok(b"OK\0".to_vec())
@@ -1155,7 +1159,7 @@ impl Core {
     fn do_mkdir(&mut self, _id: ConnId, who: Who, tx: Option<(ConnId, u32)>, p: &[u8]) -> Reply {
         let path = self.canonicalize(who, wire::one_arg(p), false)?;
         if !self.check_node(who, tx, &path, PERM_WRITE)? {
-            self.create_node(who, tx, &path, Vec::new(), &mut Vec::new())?;
+            self.create_node(who, tx, &path, Vec::new())?;
             self.emit(tx, &path, false, None);
         }
         Ok(b"OK\0".to_vec())
@@ -1197,10 +1201,7 @@ impl Core {
                     let old = self.view_perms(tx, path);
                     self.emit(tx, path, exact, old);
                 }
-                None => {
-                    let ev = self.event_for(None, path, exact, None);
-                    self.fire(&ev);
-                }
+                None => self.fire(path, exact, None),
             }
             self.delete(tx, path);
         }
@@ -1304,6 +1305,7 @@ impl Core {
             token: token.clone(),
             relative_prefix,
         });
+        self.watchers.insert(id);
         self.deferred.push((id, Self::watch_event(&shown, &token)));
         Ok(b"OK\0".to_vec())
     }
@@ -1321,6 +1323,9 @@ impl Core {
             .position(|w| w.path == path && w.token == args[1])
             .ok_or(Errno::Enoent)?;
         conn.watches.remove(pos);
+        if conn.watches.is_empty() {
+            self.watchers.remove(&id);
+        }
         Ok(b"OK\0".to_vec())
     }
 
@@ -1390,8 +1395,7 @@ impl Core {
         }
         for q in t.events {
             let old = q.old_perms.or_else(|| old_perms.get(&q.path).cloned());
-            let ev = self.event_for(None, &q.path, q.exact, old);
-            self.fire(&ev);
+            self.fire(&q.path, q.exact, old.as_deref());
         }
         Ok(b"OK\0".to_vec())
     }
@@ -1446,8 +1450,7 @@ impl Core {
         );
         info!(domid, conn, "domain introduced");
         if domid != 0 {
-            let ev = self.event_for(None, "@introduceDomain", false, None);
-            self.fire(&ev);
+            self.fire("@introduceDomain", false, None);
         }
         conn
     }
@@ -1490,8 +1493,7 @@ impl Core {
             }
         }
         info!(domid, removed_subtrees = removed, "domain released");
-        let ev = self.event_for(None, "@releaseDomain", false, None);
-        self.fire(&ev);
+        self.fire("@releaseDomain", false, None);
     }
 
     /// Re-examines introduced domains (on `VIRQ_DOM_EXC`): fires `@releaseDomain` once when a
@@ -1516,8 +1518,7 @@ impl Core {
             }
         }
         if fire {
-            let ev = self.event_for(None, "@releaseDomain", false, None);
-            self.fire(&ev);
+            self.fire("@releaseDomain", false, None);
         }
     }
 

@@ -32,6 +32,10 @@ struct SocketClient {
     decoder: Decoder,
     /// Bytes read but not yet decoded (at most one read chunk).
     pending: Vec<u8>,
+    /// Whether epoll also reports writability. Only while a reply did not fit in the socket
+    /// buffer: otherwise every reply the client reads would wake the loop a second time for
+    /// nothing (an EPOLLOUT edge per reply), and a wake-up is the dearest thing under Xen.
+    wants_writable: bool,
 }
 
 /// The running daemon.
@@ -90,24 +94,27 @@ impl Server {
         })
     }
 
-    /// Runs until `stop` is set (checked at least every 500 ms).
+    /// Runs until `stop` is set (checked after every wake-up).
+    ///
+    /// The loop sleeps without a timeout, as C xenstored does: every source is level-checked
+    /// when it fires (sockets are read until they would block, the event channel is drained
+    /// until it has nothing pending, and every ring is looked at after any wake-up), so no
+    /// notification can be lost and there is nothing to poll for. A timeout would cost a timer
+    /// armed and cancelled on every sleep, which under Xen is a hypercall per request.
     pub fn run(&mut self, stop: &Arc<AtomicBool>) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         // Pick up anything queued before the loop started (dom0's ring may hold requests).
         self.handle_evtchn();
-        self.flush_all();
+        let mut more = self.flush_all();
         while !stop.load(Ordering::Relaxed) {
-            match self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(500)))
-            {
+            // Output left over by a bounded flush round is sent before sleeping.
+            let timeout = more.then_some(Duration::ZERO);
+            match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
-            // A quiet half second: look at the rings anyway, so a lost notification costs at
-            // most that much rather than a stall.
-            let mut ring_event = events.is_empty();
+            let mut ring_event = false;
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(),
@@ -126,7 +133,7 @@ impl Server {
             if ring_event {
                 self.handle_evtchn();
             }
-            self.flush_all();
+            more = self.flush_all();
         }
         info!("xenstored stopping");
         Ok(())
@@ -138,11 +145,11 @@ impl Server {
                 Ok((mut stream, _)) => {
                     let id = self.core.add_connection(super::core::ConnKind::Socket);
                     let token = Token(id as usize + FIRST_CONN_TOKEN);
-                    if let Err(e) = self.poll.registry().register(
-                        &mut stream,
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .register(&mut stream, token, Interest::READABLE)
+                    {
                         warn!(error = %e, "cannot watch new client socket");
                         self.core.remove_connection(id);
                         continue;
@@ -153,6 +160,7 @@ impl Server {
                             stream,
                             decoder: Decoder::new(),
                             pending: Vec::new(),
+                            wants_writable: false,
                         },
                     );
                 }
@@ -249,6 +257,7 @@ impl Server {
             return;
         };
         let mut failed = false;
+        let mut blocked = false;
         while let Some(front) = outbox.front() {
             match client.stream.write(front) {
                 Ok(0) => {
@@ -256,11 +265,34 @@ impl Server {
                     break;
                 }
                 Ok(n) => outbox.consume(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     failed = true;
                     break;
+                }
+            }
+        }
+        if !failed && blocked != client.wants_writable {
+            // Ask for EPOLLOUT only while output waits for socket space.
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let token = Token(id as usize + FIRST_CONN_TOKEN);
+            match self
+                .poll
+                .registry()
+                .reregister(&mut client.stream, token, interest)
+            {
+                Ok(()) => client.wants_writable = blocked,
+                Err(e) => {
+                    warn!(conn = id, error = %e, "cannot change what we wait for on a client socket");
+                    failed = true;
                 }
             }
         }
@@ -271,12 +303,14 @@ impl Server {
         }
     }
 
-    fn flush_all(&mut self) {
+    /// Sends queued output; returns true if some is left for the next round (a round is
+    /// bounded so that one busy client cannot keep the others waiting).
+    fn flush_all(&mut self) -> bool {
         // Flushing may resume stalled readers, whose requests produce more output.
         for _ in 0..64 {
             let ready = self.core.take_connections_with_output();
             if ready.is_empty() {
-                break;
+                return false;
             }
             for id in ready {
                 if self.clients.contains_key(&id) {
@@ -285,19 +319,18 @@ impl Server {
             }
             self.service_rings();
         }
+        self.core.has_output_pending()
     }
 
     fn handle_evtchn(&mut self) {
         let Some(xen) = self.xen.clone() else { return };
         let mut dom_exc = false;
-        loop {
+        {
             let x = xen.borrow();
-            let Some(port) = x.evtchn.pending() else {
-                break;
-            };
-            x.evtchn.unmask(port);
-            if Some(port) == x.virq_port {
-                dom_exc = true;
+            for port in x.evtchn.take_pending() {
+                if Some(port) == x.virq_port {
+                    dom_exc = true;
+                }
             }
         }
         if dom_exc {
@@ -314,10 +347,13 @@ impl Server {
             let Some(conn) = self.core.domain_connection(domid) else {
                 continue;
             };
-            // Output first: frees ring space and may let us accept more input.
-            self.write_ring(&xen, domid, conn);
+            // Output first: frees ring space and may let us accept more input. The peer is
+            // notified once at the end of the pass, for requests taken and replies written
+            // alike: it looks at both rings on any event, and a notification per direction
+            // would wake dom0's xenbus thread twice per request.
+            let mut notify = self.write_ring(&xen, domid, conn);
             while self.core.accepts_input(conn) {
-                let (bytes, port) = {
+                let bytes = {
                     let x = xen.borrow();
                     let Some(ring) = x.rings.get(&domid) else {
                         break;
@@ -326,7 +362,7 @@ impl Server {
                         break;
                     }
                     match ring.page.read_requests(1024) {
-                        Ok(b) => (b, ring.port),
+                        Ok(b) => b,
                         Err(e) => {
                             warn!(domid, error = %e, "stopping service of a domain with a corrupt ring");
                             ring.page.set_error(sys::ERROR_RINGIDX);
@@ -338,7 +374,7 @@ impl Server {
                         }
                     }
                 };
-                xen.borrow().evtchn.notify(port);
+                notify |= !bytes.is_empty();
                 let mut input = bytes.as_slice();
                 while !input.is_empty() {
                     let decoded = {
@@ -361,21 +397,29 @@ impl Server {
                         }
                     }
                 }
-                self.write_ring(&xen, domid, conn);
+                notify |= self.write_ring(&xen, domid, conn);
+            }
+            if notify {
+                let x = xen.borrow();
+                if let Some(ring) = x.rings.get(&domid) {
+                    x.evtchn.notify(ring.port);
+                }
             }
         }
     }
 
-    fn write_ring(&mut self, xen: &Rc<RefCell<XenRings>>, domid: u32, conn: ConnId) {
+    /// Moves queued output onto the domain's response ring; true if anything was written
+    /// (the caller notifies).
+    fn write_ring(&mut self, xen: &Rc<RefCell<XenRings>>, domid: u32, conn: ConnId) -> bool {
         let x = xen.borrow();
         let Some(ring) = x.rings.get(&domid) else {
-            return;
+            return false;
         };
         if ring.broken {
-            return;
+            return false;
         }
         let Some(outbox) = self.core.outbox(conn) else {
-            return;
+            return false;
         };
         let mut wrote = false;
         while let Some(front) = outbox.front() {
@@ -391,8 +435,6 @@ impl Server {
                 }
             }
         }
-        if wrote {
-            x.evtchn.notify(ring.port);
-        }
+        wrote
     }
 }

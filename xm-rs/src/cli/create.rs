@@ -17,7 +17,7 @@ use crate::config::load::{
 use crate::config::model::{DomainConfig, GuestType};
 use crate::config::ConfigError;
 use crate::create::{
-    build_domain, check_supported, refuse_duplicate, wire, CreateError, RealDevices, WireOptions,
+    check_supported, create_domain, CreateError, DeviceWait, RealDevices, WireOptions,
     XsCreateStore,
 };
 use crate::ops::Store;
@@ -33,6 +33,14 @@ pub struct CreateArgs {
     /// Dry run: print the resolved config and exit without touching Xen.
     #[arg(short = 'n', long = "dryrun")]
     pub dry_run: bool,
+    /// Return only once the guest's own drivers have connected every disk and network
+    /// interface (backend state Connected), instead of once dom0's backends are ready
+    /// (xl's behaviour and the default). An xm-rs extension.
+    #[arg(long)]
+    pub wait_connected: bool,
+    /// Decompress the kernel even if a decompressed copy is cached (see XM_KERNEL_CACHE).
+    #[arg(long)]
+    pub no_kernel_cache: bool,
     /// Quiet: no warnings or notes about the config.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -119,7 +127,7 @@ pub fn run(args: &CreateArgs) -> Exit {
         );
         return Exit::NotAvailable;
     }
-    match create_domain(args, &loaded.config) {
+    match create_and_attach(args, &loaded.config) {
         Ok(exit) => exit,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -128,26 +136,21 @@ pub fn run(args: &CreateArgs) -> Exit {
     }
 }
 
-/// Seconds backends may take to connect: `XM_CREATE_TIMEOUT` or 30.
-fn connect_timeout() -> Duration {
-    std::env::var("XM_CREATE_TIMEOUT")
-        .ok()
-        .and_then(|t| t.parse::<u64>().ok())
-        .map_or(Duration::from_secs(30), Duration::from_secs)
-}
-
-fn create_domain(args: &CreateArgs, config: &DomainConfig) -> Result<Exit, CreateError> {
+fn create_and_attach(args: &CreateArgs, config: &DomainConfig) -> Result<Exit, CreateError> {
     check_supported(config)?;
     let hv = XenHypervisor::open()?;
     let store = XsCreateStore::open()?;
-    refuse_duplicate(&hv, &store, &config.name)?;
-    let booted = build_domain(&hv, config)?;
-    let options = WireOptions {
+    let mut options = WireOptions {
         paused: args.paused,
-        connect_timeout: connect_timeout(),
-        ..WireOptions::default()
+        ..WireOptions::for_host()
     };
-    let created = wire(&hv, &store, &RealDevices, config, &booted, &options)?;
+    if args.wait_connected {
+        options.wait = DeviceWait::Connected;
+    }
+    if args.no_kernel_cache {
+        options.kernel_cache = None;
+    }
+    let created = create_domain(&hv, &store, &RealDevices, config, &options)?;
     if !args.quiet {
         for w in &created.warnings {
             eprintln!("{w}");

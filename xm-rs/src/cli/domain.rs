@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use hypervisor::Hypervisor;
 use serde_json::json;
 
-use super::Exit;
+use super::{vcpu, Exit};
 use crate::ops::control::{self, ShutdownMode, WaitOutcome, WaitPolicy};
 use crate::ops::format;
 use crate::ops::host::{self, HostFiles};
@@ -52,10 +52,19 @@ pub enum DomCommand {
     MemMax(MemArgs),
     /// List the VCPUs for all/some domains.
     #[command(name = "vcpu-list")]
-    VcpuList(ListLikeArgs),
-    /// Get credit scheduler parameters.
+    VcpuList(vcpu::VcpuListArgs),
+    /// Set the number of active VCPUs allowed for the domain.
+    #[command(name = "vcpu-set")]
+    VcpuSet(vcpu::VcpuSetArgs),
+    /// Set which CPUs a VCPU can use.
+    #[command(name = "vcpu-pin")]
+    VcpuPin(vcpu::VcpuPinArgs),
+    /// Get/set credit scheduler parameters.
     #[command(name = "sched-credit")]
-    SchedCredit(SchedCreditArgs),
+    SchedCredit(vcpu::SchedCreditArgs),
+    /// Get/set credit2 scheduler parameters.
+    #[command(name = "sched-credit2")]
+    SchedCredit2(vcpu::SchedCreditArgs),
     /// Attach to a domain's console (Ctrl-] detaches).
     Console(ConsoleArgs),
 }
@@ -69,17 +78,11 @@ pub struct ListArgs {
     /// Output a JSON array.
     #[arg(long, conflicts_with = "long")]
     pub json: bool,
-    /// Domains (name, id or UUID); all when none.
-    #[arg(value_name = "DOMAIN")]
-    pub domains: Vec<String>,
-}
-
-/// Commands taking a list of domains and `--json`.
-#[derive(Debug, Args)]
-pub struct ListLikeArgs {
-    /// Output JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Select only VMs with the specified state (halted, running, paused, crashed,
+    /// suspended, unknown; halted includes managed domains that are not running).
+    #[arg(long, value_name = "STATE", ignore_case = true,
+          value_parser = ["all", "halted", "paused", "running", "suspended", "crashed", "unknown"])]
+    pub state: Option<String>,
     /// Domains (name, id or UUID); all when none.
     #[arg(value_name = "DOMAIN")]
     pub domains: Vec<String>,
@@ -212,23 +215,6 @@ pub struct MemArgs {
     pub memory: String,
 }
 
-/// `xm sched-credit [-d Domain]`.
-#[derive(Debug, Args)]
-pub struct SchedCreditArgs {
-    /// Domain to show.
-    #[arg(short = 'd', long = "domain")]
-    pub domain: Option<String>,
-    /// Weight to set (not available yet).
-    #[arg(short = 'w', long)]
-    pub weight: Option<u32>,
-    /// Cap to set (not available yet).
-    #[arg(short = 'c', long)]
-    pub cap: Option<u32>,
-    /// Output JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// `xm console [-q] Domain`.
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
@@ -267,17 +253,21 @@ fn fail(err: &mut dyn Write, e: &OpsError) -> Exit {
     let _ = writeln!(err, "Error: {e}");
     match e {
         OpsError::NotAvailable(_) => Exit::NotAvailable,
+        OpsError::Usage(_) => Exit::Usage,
         _ => Exit::ConfigError,
     }
 }
 
-fn print_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), OpsError> {
+pub(crate) fn print_json(
+    out: &mut dyn Write,
+    value: &impl serde::Serialize,
+) -> Result<(), OpsError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| OpsError::Refused(format!("cannot format JSON: {e}")))?;
     writeln!(out, "{text}").map_err(io_error)
 }
 
-fn io_error(e: std::io::Error) -> OpsError {
+pub(crate) fn io_error(e: std::io::Error) -> OpsError {
     OpsError::Refused(format!("writing output: {e}"))
 }
 
@@ -302,26 +292,12 @@ fn run<H: Hypervisor, S: Store + ?Sized>(
 ) -> Result<Exit, OpsError> {
     let (hv, store) = (ctx.hv, ctx.store);
     match command {
-        DomCommand::List(a) => {
-            let domains = select_domains(hv, store, &a.domains)?;
-            if a.json {
-                let records = domains
-                    .iter()
-                    .map(|d| format::record(store, d))
-                    .collect::<Result<Vec<_>, _>>()?;
-                print_json(out, &records)?;
-            } else if a.long {
-                for d in &domains {
-                    let sxp = format::domain_sxp(&format::record(store, d)?);
-                    writeln!(out, "{}", format::render_sxp(&sxp)).map_err(io_error)?;
-                }
-            } else {
-                write!(out, "{}", format::list_table(&domains)).map_err(io_error)?;
-            }
-        }
+        DomCommand::List(a) => list(hv, store, a, out)?,
         DomCommand::Destroy(a) => {
             let d = find_domain(hv, store, &a.domain)?;
             let report = control::destroy(hv, store, &d, ctx.release_loop)?;
+            // The lifecycle daemon's record of it goes too (see crate::state).
+            crate::state::StateDir::from_env().forget(&d.uuid());
             for problem in &report.problems {
                 let _ = writeln!(err, "Warning: {problem}");
             }
@@ -404,28 +380,83 @@ fn run<H: Hypervisor, S: Store + ?Sized>(
             let d = find_domain(hv, store, &a.domain)?;
             control::mem_max(hv, store, &d, control::parse_mem_kib(&a.memory)?)?;
         }
-        DomCommand::VcpuList(a) => {
-            // Look the domains up first so a wrong name still gets xm's error.
-            select_domains(hv, store, &a.domains)?;
-            return Err(OpsError::NotAvailable(
-                "xm vcpu-list is not available yet: the hypervisor crate offers no per-vcpu \
-                 information (xc_vcpu_getinfo / affinity)"
-                    .into(),
-            ));
-        }
+        DomCommand::VcpuList(a) => return vcpu::vcpu_list(ctx, a, out),
+        DomCommand::VcpuSet(a) => return vcpu::vcpu_set(ctx, a),
+        DomCommand::VcpuPin(a) => return vcpu::vcpu_pin(ctx, a),
         DomCommand::SchedCredit(a) => {
-            if let Some(d) = &a.domain {
-                find_domain(hv, store, d)?;
-            }
-            return Err(OpsError::NotAvailable(
-                "xm sched-credit is not available yet: the hypervisor crate offers no \
-                 scheduler parameters (XEN_DOMCTL_SCHEDOP)"
-                    .into(),
-            ));
+            return vcpu::sched_credit(ctx, a, hypervisor::Scheduler::Credit, out)
+        }
+        DomCommand::SchedCredit2(a) => {
+            return vcpu::sched_credit(ctx, a, hypervisor::Scheduler::Credit2, out)
         }
         DomCommand::Console(a) => return console(ctx, a, err),
     }
     Ok(Exit::Ok)
+}
+
+/// `xm list`: the live domains, then the managed domains that are not running (halted).
+fn list<H: Hypervisor, S: Store + ?Sized>(
+    hv: &H,
+    store: &S,
+    a: &ListArgs,
+    out: &mut dyn Write,
+) -> Result<(), OpsError> {
+    use crate::managed::{self, ListEntry, PowerState};
+    let state = match a.state.as_deref() {
+        None | Some("all") => None,
+        Some(text) => Some(PowerState::parse(text).ok_or_else(|| {
+            OpsError::Usage(format!(
+                "Invalid state '{text}': use one of all, {}",
+                PowerState::NAMES.join(", ")
+            ))
+        })?),
+    };
+    let defs = managed::DefinitionStore::system();
+    let entries =
+        managed::list_entries(hv, store, &defs, &a.domains, state).map_err(|e| match e {
+            managed::ManagedError::Ops(e) => e,
+            other => OpsError::Refused(other.to_string()),
+        })?;
+    if a.json {
+        let mut records = Vec::new();
+        for entry in &entries {
+            records.push(match entry {
+                ListEntry::Live(d) => {
+                    let mut value = serde_json::to_value(format::record(store, d)?)
+                        .map_err(|e| OpsError::Refused(format!("cannot format JSON: {e}")))?;
+                    let managed = d
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| defs.get(n).ok().flatten().is_some());
+                    if let Some(map) = value.as_object_mut() {
+                        map.insert("power_state".into(), json!(PowerState::of(&d.info)));
+                        map.insert("managed".into(), json!(managed));
+                    }
+                    value
+                }
+                ListEntry::Halted(def) => managed::halted_json(def),
+            });
+        }
+        print_json(out, &records)?;
+    } else if a.long {
+        for entry in &entries {
+            let sxp = match entry {
+                ListEntry::Live(d) => format::domain_sxp(&format::record(store, d)?),
+                ListEntry::Halted(def) => managed::halted_sxp(def),
+            };
+            writeln!(out, "{}", format::render_sxp(&sxp)).map_err(io_error)?;
+        }
+    } else {
+        writeln!(out, "{}", format::list_header()).map_err(io_error)?;
+        for entry in &entries {
+            let line = match entry {
+                ListEntry::Live(d) => format::list_line(d),
+                ListEntry::Halted(def) => managed::halted_line(def),
+            };
+            writeln!(out, "{line}").map_err(io_error)?;
+        }
+    }
+    Ok(())
 }
 
 fn shutdown<H: Hypervisor, S: Store + ?Sized>(

@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod create;
+pub mod daemon;
+pub mod device;
 pub mod domain;
+pub mod generate;
+pub mod managed;
 pub mod render;
+pub mod vcpu;
 
 /// Exit codes of `xm` (documented in the crate README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +24,8 @@ pub enum Exit {
     ConfigError = 1,
     /// Bad command-line usage (clap's own code).
     Usage = 2,
-    /// The request is valid but xm-rs cannot do it yet (building domains, HVM guests,
-    /// vcpu-list, sched-credit).
+    /// The request is valid but xm-rs cannot do it yet (HVM/PVH guests, unsupported
+    /// device kinds).
     NotAvailable = 3,
 }
 
@@ -46,8 +51,25 @@ pub struct Cli {
 pub enum Command {
     /// Create a domain from a config file (only the dry run, -n, works so far).
     Create(create::CreateArgs),
+    /// Store a domain definition (a managed domain) from a config file.
+    New(managed::NewArgs),
+    /// Start a managed domain.
+    Start(managed::StartArgs),
+    /// Remove a managed domain's definition.
+    Delete(managed::DeleteArgs),
+    /// Start the domains of /etc/xen/auto (--stop: shut every guest down; --status).
+    Autostart(managed::AutostartArgs),
+    /// Run the lifecycle daemon (applies on_poweroff/on_reboot/on_crash).
+    Daemon(daemon::DaemonArgs),
+    /// Show the lifecycle daemon's event log.
+    Log(daemon::LogArgs),
     #[command(flatten)]
     Domain(domain::DomCommand),
+    #[command(flatten)]
+    Device(device::DeviceCommand),
+    /// Generate shell completions or man pages from this definition (for packagers).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -79,10 +101,21 @@ pub fn run() -> ExitCode {
             };
         }
     };
-    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Daemon(_) => daemon::init_tracing(cli.verbose),
+        _ => init_tracing(cli.verbose),
+    }
     let exit = match cli.command {
         Command::Create(args) => create::run(&args),
+        Command::New(args) => managed::new(&args),
+        Command::Start(args) => managed::start(&args),
+        Command::Delete(args) => managed::delete(&args),
+        Command::Autostart(args) => managed::autostart(&args),
+        Command::Daemon(args) => daemon::run_daemon(&args),
+        Command::Log(args) => daemon::run_log(&args),
         Command::Domain(command) => run_domain_command(&command),
+        Command::Device(command) => device::run_real(&command),
+        Command::Generate(args) => generate::run(&args),
     };
     exit.into()
 }

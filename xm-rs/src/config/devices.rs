@@ -2,13 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::spec::{KeyValues, SpecError};
 
 /// A MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Mac(pub [u8; 6]);
 
 impl std::fmt::Display for Mac {
@@ -25,6 +25,14 @@ impl std::fmt::Display for Mac {
 impl From<Mac> for String {
     fn from(m: Mac) -> String {
         m.to_string()
+    }
+}
+
+impl TryFrom<String> for Mac {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Mac, String> {
+        text.parse()
     }
 }
 
@@ -57,7 +65,7 @@ impl Mac {
 }
 
 /// `rate=10Mb/s@20ms`: bytes per interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rate {
     pub bytes_per_second: u64,
     pub interval_us: u64,
@@ -122,7 +130,7 @@ impl std::str::FromStr for Rate {
 }
 
 /// One `vif = [...]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vif {
     pub spec: String,
     pub mac: Option<Mac>,
@@ -214,7 +222,7 @@ pub fn parse_vif(spec: &str) -> Result<Vif, SpecError> {
 }
 
 /// One paravirtual framebuffer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vfb {
     pub spec: String,
     pub vnc: bool,
@@ -284,7 +292,7 @@ pub fn parse_vfb(spec: &str) -> Result<Vfb, SpecError> {
 }
 
 /// A PCI device to pass through: `[DDDD:]BB:DD.F[@VSLOT][,key=value...]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pci {
     pub spec: String,
     pub domain: u16,
@@ -350,7 +358,7 @@ pub fn parse_pci(spec: &str) -> Result<Pci, SpecError> {
 }
 
 /// A host CPU set: `"all"`, `"0-3,5,^1"`, `"nodes:0-1,^node:2"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct CpuSet {
     pub all: bool,
     pub cpus: BTreeSet<u32>,
@@ -466,7 +474,7 @@ impl CpuSet {
 }
 
 /// `cpus=`: one set for every vcpu, or one per vcpu.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CpuAffinity {
     AllVcpus(CpuSet),

@@ -2,12 +2,12 @@
 //! `key=value` forms (xl-disk-configuration(5)), and the guest device number of a vdev
 //! (xen-vbd-interface(7)).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::spec::{nearest, SpecError};
 
 /// How the guest may use the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
     ReadOnly,
@@ -40,7 +40,7 @@ impl Access {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DiskFormat {
     Raw,
@@ -73,7 +73,7 @@ impl DiskFormat {
 }
 
 /// Which backend serves the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// Not said: block devices go to blkback, files need a loop device.
@@ -90,7 +90,7 @@ pub enum Backend {
 }
 
 /// Which syntax the spec was written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DiskSyntax {
     /// `phy:/dev/vg/lv,xvda1,w` and friends.
@@ -99,7 +99,7 @@ pub enum DiskSyntax {
     Xl,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disk {
     /// The spec as written.
     pub spec: String,

@@ -1,6 +1,6 @@
 //! The one typed domain config that xm and xl files both become, with validation.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::devices::{parse_pci, parse_vfb, parse_vif, CpuAffinity, CpuSet, Pci, Vfb, Vif};
 use super::disk::{parse_disk, Disk};
@@ -8,7 +8,7 @@ use super::eval::Evaluation;
 use super::spec::{nearest, parse_bool};
 use super::value::ConfigValue;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GuestType {
     Pv,
@@ -27,7 +27,7 @@ impl GuestType {
 }
 
 /// What to do when the guest powers off, reboots or crashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Destroy,
@@ -59,7 +59,7 @@ impl Action {
 }
 
 /// Where the config's text came from syntactically.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Syntax {
     /// Only `KEY = value` lines: xl would read it too.
@@ -69,7 +69,7 @@ pub enum Syntax {
 }
 
 /// How far xm-rs supports a setting it recognises but does not model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Support {
     /// Meaningful for HVM guests only.
@@ -83,14 +83,14 @@ pub enum Support {
 }
 
 /// A top-level setting kept as written because the typed model does not cover it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OtherSetting {
     pub key: String,
     pub value: ConfigValue,
     pub support: Support,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DomainConfig {
     pub name: String,
     /// Canonical dashed lowercase form.

@@ -756,25 +756,26 @@ impl Parser {
     }
 
     fn or_test(&mut self) -> PResult<Expr> {
-        let mut left = self.and_test()?;
-        while self.eat_keyword("or") {
-            let right = self.and_test()?;
-            let span = left.span.to(right.span);
-            left = Expr {
-                kind: ExprKind::Or(Box::new(left), Box::new(right)),
-                span,
-            };
-        }
-        Ok(left)
+        self.boolean_level("or", ExprKind::Or, Self::and_test)
     }
 
     fn and_test(&mut self) -> PResult<Expr> {
-        let mut left = self.not_test()?;
-        while self.eat_keyword("and") {
-            let right = self.not_test()?;
+        self.boolean_level("and", ExprKind::And, Self::not_test)
+    }
+
+    /// `a KEYWORD b KEYWORD c`, left-associative, for `or` and `and`.
+    fn boolean_level(
+        &mut self,
+        keyword: &str,
+        make: fn(Box<Expr>, Box<Expr>) -> ExprKind,
+        next: fn(&mut Self) -> PResult<Expr>,
+    ) -> PResult<Expr> {
+        let mut left = next(self)?;
+        while self.eat_keyword(keyword) {
+            let right = next(self)?;
             let span = left.span.to(right.span);
             left = Expr {
-                kind: ExprKind::And(Box::new(left), Box::new(right)),
+                kind: make(Box::new(left), Box::new(right)),
                 span,
             };
         }

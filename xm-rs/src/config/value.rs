@@ -5,7 +5,9 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::ast::FuncDef;
 
@@ -448,8 +450,10 @@ impl Number {
 }
 
 /// A value as a finished config exports it: what the typed model is built from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
+///
+/// In JSON it is the plain value, except a dict, which is `{"dict": [[key, value], ...]}`
+/// (keys need not be strings, and a bare list of pairs would read back as a list).
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConfigValue {
     None,
     Bool(bool),
@@ -542,6 +546,88 @@ impl ConfigValue {
                     .join(", ")
             ),
         }
+    }
+}
+
+/// The JSON key that marks a dict (see [`ConfigValue`]).
+const DICT_KEY: &str = "dict";
+
+impl Serialize for ConfigValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ConfigValue::None => serializer.serialize_unit(),
+            ConfigValue::Bool(b) => serializer.serialize_bool(*b),
+            ConfigValue::Int(i) => serializer.serialize_i64(*i),
+            ConfigValue::Float(f) => serializer.serialize_f64(*f),
+            ConfigValue::Str(s) => serializer.serialize_str(s),
+            ConfigValue::List(items) => items.serialize(serializer),
+            ConfigValue::Dict(items) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(DICT_KEY, items)?;
+                map.end()
+            }
+        }
+    }
+}
+
+struct ConfigValueVisitor;
+
+impl<'de> Visitor<'de> for ConfigValueVisitor {
+    type Value = ConfigValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a config value (null, bool, number, string, list or {\"dict\": [...]})")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<ConfigValue, E> {
+        Ok(ConfigValue::None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<ConfigValue, E> {
+        Ok(ConfigValue::None)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<ConfigValue, E> {
+        Ok(ConfigValue::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<ConfigValue, E> {
+        Ok(ConfigValue::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<ConfigValue, E> {
+        i64::try_from(v)
+            .map(ConfigValue::Int)
+            .map_err(|_| E::custom(format!("integer {v} does not fit in 64 signed bits")))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<ConfigValue, E> {
+        Ok(ConfigValue::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<ConfigValue, E> {
+        Ok(ConfigValue::Str(v.to_string()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ConfigValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<ConfigValue>()? {
+            items.push(item);
+        }
+        Ok(ConfigValue::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConfigValue, A::Error> {
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(de::Error::custom("an empty object is not a config value"));
+        };
+        if key != DICT_KEY {
+            return Err(de::Error::custom(format!(
+                "unexpected key {key:?} (a dict is {{\"{DICT_KEY}\": [[key, value], ...]}})"
+            )));
+        }
+        let items: Vec<(ConfigValue, ConfigValue)> = map.next_value()?;
+        if map.next_key::<String>()?.is_some() {
+            return Err(de::Error::custom("a dict object has exactly one key"));
+        }
+        Ok(ConfigValue::Dict(items))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ConfigValue, D::Error> {
+        deserializer.deserialize_any(ConfigValueVisitor)
     }
 }
 

@@ -13,19 +13,21 @@ use std::time::{Duration, Instant};
 use hypervisor::{DomId, Hypervisor};
 use toolstack::blockdev::{BlockDevice, VbdInUse};
 use toolstack::layout::{
-    console_layout, domain_layout, vbd_layout, vif_layout, ConsoleRecord, DomainRecord, Layout,
-    VbdRecord, VifRecord, XsEntry,
+    console_layout, domain_layout, ConsoleRecord, DomainRecord, Layout, XsEntry,
 };
 
-use crate::config::disk::{Access, Backend};
 use crate::config::model::DomainConfig;
 use crate::ops::{self, MemStore, Store, StoreError};
 
+pub mod devices;
 mod real;
 #[cfg(test)]
 mod tests;
+pub mod vfb;
+#[cfg(test)]
+mod vfb_tests;
 
-pub use real::{build_domain, random_uuid, RealDevices, XsCreateStore};
+pub use real::{build_domain, random_uuid, CacheFill, RealDevices, XsCreateStore};
 
 /// xenbus state Connected.
 const CONNECTED: &str = "4";
@@ -86,8 +88,48 @@ pub enum CreateError {
         frontend: String,
         backend: String,
     },
+    /// A backend was not ready for its frontend in time (`xm create` without
+    /// `--wait-connected`); names the states seen last.
+    #[error(
+        "{kind} {devid} of domain {domid}: the backend was not ready within {waited:?} (backend state {backend}, device {opened})"
+    )]
+    BackendTimeout {
+        kind: &'static str,
+        devid: u32,
+        domid: DomId,
+        waited: Duration,
+        backend: String,
+        opened: &'static str,
+    },
+    /// The backend gave up on the device (state Closing/Closed), e.g. blkback could not
+    /// open the disk; `reason` is what it wrote under dom0's error/ directory.
+    #[error("{kind} {devid} of domain {domid}: the backend refused the device (state {state}): {reason}")]
+    BackendFailed {
+        kind: &'static str,
+        devid: u32,
+        domid: DomId,
+        state: String,
+        reason: String,
+    },
     #[error("domain {domid} died while its devices were connecting")]
     DomainGone { domid: DomId },
+    #[error("vfb '{spec}': {reason}")]
+    Vfb { spec: String, reason: String },
+    #[error("device model {program}: {reason}")]
+    DeviceModel { program: PathBuf, reason: String },
+    #[error("the device model (qemu) of domain {domid} exited while starting ({status}); its log {log} ends: {tail}")]
+    DeviceModelExited {
+        domid: DomId,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("the device model (qemu) of domain {domid} did not report running within {waited:?}; see {log}")]
+    DeviceModelTimeout {
+        domid: DomId,
+        waited: Duration,
+        log: PathBuf,
+    },
 }
 
 /// The xenstore operations creation needs beyond [`Store`].
@@ -121,8 +163,41 @@ pub trait DeviceHost {
     fn netdev_exists(&self, name: &str) -> bool;
     fn rename_netdev(&self, from: &str, to: &str) -> toolstack::Result<()>;
     fn bridge_attach(&self, netdev: &str, bridge: &str) -> toolstack::Result<()>;
+    /// Takes `netdev` off whatever bridge it is on (vif detach).
+    fn bridge_detach(&self, netdev: &str) -> toolstack::Result<()>;
     /// Whether a qemu Xen device model (the vfb backend) is installed.
     fn device_model(&self) -> Option<PathBuf>;
+    /// Starts the device model (see [`vfb`]). Only asked of hosts whose
+    /// [`device_model`](Self::device_model) names one.
+    fn spawn_device_model(
+        &self,
+        launch: &vfb::DeviceModelLaunch,
+    ) -> Result<Box<dyn vfb::RunningDeviceModel>, String> {
+        Err(format!(
+            "{}: this host cannot start device models",
+            launch.program.display()
+        ))
+    }
+    /// Stops the device model recorded for `domid` under `pid` (destroy, rollback); a pid
+    /// that is no longer that domain's device model is left alone.
+    fn stop_device_model(&self, _domid: DomId, _pid: u32) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether a disk image can be opened (before building the domain; `loop_attach`
+    /// decides for good).
+    fn check_image(&self, image: &Path) -> toolstack::Result<()> {
+        std::fs::File::open(image)
+            .map(drop)
+            .map_err(|source| toolstack::Error::DiskSource {
+                path: image.to_path_buf(),
+                source,
+            })
+    }
+    /// Whether blkback has opened vbd `devid` of `domid` (it publishes the device in sysfs
+    /// only after opening it, so this separates "InitWait, fine" from "InitWait, not yet").
+    fn vbd_opened(&self, _domid: DomId, _devid: u32) -> bool {
+        true
+    }
 }
 
 /// What the builder left: a paused domain and its two rings.
@@ -136,25 +211,91 @@ pub struct Booted {
     pub console_port: u32,
 }
 
+/// What creation waits for once the domain runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceWait {
+    /// Every backend has accepted its device and waits for the guest (InitWait with the disk
+    /// opened and the vif bridged, or further): what xl waits for. Problems on dom0's side
+    /// (a disk blkback cannot open) are caught; the guest's own drivers are not waited for.
+    #[default]
+    BackendReady,
+    /// Every backend reached Connected: the guest's frontends are up too.
+    Connected,
+}
+
 /// How to finish the creation.
 #[derive(Debug, Clone)]
 pub struct WireOptions {
     pub paused: bool,
-    /// How long backends may take to reach Connected.
+    /// What to wait for after unpausing.
+    pub wait: DeviceWait,
+    /// How long backends may take to reach the state `wait` asks for.
     pub connect_timeout: Duration,
     /// How long netback may take to create `vifD.N`.
     pub netdev_timeout: Duration,
     /// Poll interval while waiting.
     pub poll: Duration,
+    /// Where decompressed kernels are kept between builds (None: decompress every time).
+    pub kernel_cache: Option<domain_builder::KernelCache>,
+    /// Where to record the created domain for the lifecycle daemon (None: not recorded).
+    pub record: Option<Recording>,
+}
+
+/// Where and how [`create_domain`] records a domain it created (see [`crate::state`]).
+#[derive(Debug, Clone)]
+pub struct Recording {
+    pub state: crate::state::StateDir,
+    pub origin: crate::state::Origin,
+}
+
+impl Recording {
+    /// The host's state directory (`XM_STATE_DIR`, default /var/lib/xm-rs), created by `by`.
+    pub fn for_host(by: &str) -> Recording {
+        Recording {
+            state: crate::state::StateDir::from_env(),
+            origin: crate::state::Origin {
+                by: by.to_string(),
+                config_path: None,
+            },
+        }
+    }
+}
+
+impl WireOptions {
+    /// The options of a real create on this host: the connect timeout from
+    /// `XM_CREATE_TIMEOUT` (seconds, default 30) and the kernel cache from `XM_KERNEL_CACHE`
+    /// (a directory, or `off`; default /var/cache/xm-rs/kernels).
+    pub fn for_host() -> WireOptions {
+        let connect_timeout = std::env::var("XM_CREATE_TIMEOUT")
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .map_or(Duration::from_secs(30), Duration::from_secs);
+        let kernel_cache = match std::env::var_os("XM_KERNEL_CACHE") {
+            Some(dir) if dir == "off" => None,
+            Some(dir) if !dir.is_empty() => Some(domain_builder::KernelCache::new(dir)),
+            _ => Some(domain_builder::KernelCache::new(
+                domain_builder::kernel_cache::DEFAULT_DIR,
+            )),
+        };
+        WireOptions {
+            connect_timeout,
+            kernel_cache,
+            record: Some(Recording::for_host("xm create")),
+            ..WireOptions::default()
+        }
+    }
 }
 
 impl Default for WireOptions {
     fn default() -> Self {
         WireOptions {
             paused: false,
+            wait: DeviceWait::default(),
             connect_timeout: Duration::from_secs(30),
             netdev_timeout: Duration::from_secs(10),
             poll: Duration::from_millis(20),
+            kernel_cache: None,
+            record: None,
         }
     }
 }
@@ -165,6 +306,94 @@ pub struct Created {
     pub domid: DomId,
     /// Operator-facing warnings (e.g. the framebuffer was skipped).
     pub warnings: Vec<String>,
+}
+
+/// Creates a PV domain from a resolved config: checks it, refuses a duplicate name, builds the
+/// domain, writes its layout, wires its devices and (unless paused) unpauses it. This is the one
+/// path `xm create`, managed-domain starts, autostart and the daemon's restarts all take.
+/// On failure nothing is left behind.
+pub fn create_domain<H, S, D>(
+    hv: &H,
+    store: &S,
+    devices: &D,
+    config: &DomainConfig,
+    options: &WireOptions,
+) -> Result<Created, CreateError>
+where
+    H: Hypervisor,
+    S: CreateStore + ?Sized,
+    D: DeviceHost + ?Sized,
+{
+    check_supported(config)?;
+    refuse_duplicate(hv, store, &config.name)?;
+    preflight(store, devices, config)?;
+    let (booted, cache_fill) = build_domain(hv, config, options.kernel_cache.as_ref())?;
+    let mut created = wire(hv, store, devices, config, &booted, options)?;
+    if let Some(fill) = cache_fill {
+        fill.store();
+    }
+    if let Some(recording) = &options.record {
+        let record = crate::state::DomainRecord::new(
+            created.domid,
+            &booted.uuid,
+            config,
+            recording.origin.clone(),
+        );
+        if let Err(e) = recording.state.write(&record) {
+            tracing::warn!(domid = created.domid, "recording the domain: {e}");
+            created.warnings.push(format!(
+                "Warning: {}: the lifecycle daemon will not know this domain: {e}",
+                config.name
+            ));
+        }
+    }
+    Ok(created)
+}
+
+/// What can be refused before the (expensive) build: a disk image or block device that is not
+/// there, a block device another domain has writable (xm's sharing rule), a missing bridge.
+/// `wire` checks all of it again when it sets the devices up; this only fails early.
+fn preflight<S, D>(store: &S, devices: &D, config: &DomainConfig) -> Result<(), CreateError>
+where
+    S: Store + ?Sized,
+    D: DeviceHost + ?Sized,
+{
+    use crate::config::disk::{Access, Backend};
+    let in_use = vbds_in_use(store)?;
+    for disk in &config.disks {
+        let disk_err = |source| CreateError::Disk {
+            vdev: disk.vdev.clone(),
+            spec: disk.spec.clone(),
+            source,
+        };
+        let path = disk.host_path().unwrap_or_default();
+        let is_file = disk.backend == Backend::File
+            || (disk.backend == Backend::Auto && !is_block_device(&path));
+        if is_file {
+            devices.check_image(Path::new(&path)).map_err(disk_err)?;
+            continue;
+        }
+        let dev = devices.block_device(Path::new(&path)).map_err(disk_err)?;
+        let writable = disk.access != Access::ReadOnly;
+        toolstack::blockdev::check_sharing(
+            &dev,
+            writable,
+            disk.access == Access::SharedWrite,
+            &in_use,
+        )
+        .map_err(disk_err)?;
+    }
+    for (index, vif) in config.vifs.iter().enumerate() {
+        let bridge = vif.bridge_name().to_string();
+        devices
+            .check_bridge(&bridge)
+            .map_err(|source| CreateError::Vif {
+                devid: vif.devid.unwrap_or(index as u32),
+                bridge,
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// The kernel command line xm built: `cmdline`, else `root=ROOT EXTRA`.
@@ -204,18 +433,8 @@ pub fn check_supported(config: &DomainConfig) -> Result<(), CreateError> {
         return no("no kernel given (bootloaders such as pygrub are not supported yet)".into());
     }
     for disk in &config.disks {
-        if disk.backend_domain.is_some() || disk.script.is_some() {
-            return no(format!(
-                "disk {}: driver domains and block scripts are not supported yet",
-                disk.spec
-            ));
-        }
-        if matches!(disk.backend, Backend::Tap) || disk.target.is_none() {
-            return no(format!(
-                "disk {}: only phy: and file: disks with a path are supported",
-                disk.spec
-            ));
-        }
+        devices::check_disk_supported(disk)
+            .map_err(|what| CreateError::Unsupported(config.name.clone(), what))?;
     }
     for vif in &config.vifs {
         if vif.script.is_some() {
@@ -239,6 +458,8 @@ fn now_text() -> String {
 #[derive(Debug, Default)]
 struct Undo {
     loops: Vec<PathBuf>,
+    /// The framebuffer's qemu, once started.
+    device_model: Option<Box<dyn vfb::RunningDeviceModel>>,
 }
 
 /// Writes the layout, wires the devices, unpauses and waits; on any failure destroys the domain
@@ -261,14 +482,14 @@ where
         Ok(created) => Ok(created),
         Err(err) => {
             tracing::info!(domid = booted.domid, "create failed, rolling back: {err}");
-            rollback(hv, store, devices, booted.domid, &undo);
+            rollback(hv, store, devices, booted.domid, &mut undo);
             Err(err)
         }
     }
 }
 
 /// Destroys the domain, removes its nodes and releases every loop device we attached.
-fn rollback<H, S, D>(hv: &H, store: &S, devices: &D, domid: DomId, undo: &Undo)
+fn rollback<H, S, D>(hv: &H, store: &S, devices: &D, domid: DomId, undo: &mut Undo)
 where
     H: Hypervisor,
     S: CreateStore + ?Sized,
@@ -281,19 +502,26 @@ where
             .loop_detach(Path::new(node))
             .map_err(|e| e.to_string())
     };
+    let mut stopped: Vec<u32> = Vec::new();
     let domain = ops::refresh(hv, domid)
         .ok()
         .flatten()
         .map(|info| ops::Domain { info, name: None });
     match domain {
-        Some(domain) => match ops::control::destroy(hv, store, &domain, &mut release) {
-            Ok(report) => {
-                for p in report.problems {
-                    tracing::warn!("rollback: {p}");
+        Some(domain) => {
+            let mut stop = |d, pid| {
+                stopped.push(pid);
+                devices.stop_device_model(d, pid)
+            };
+            match ops::control::destroy_with(hv, store, &domain, &mut release, &mut stop) {
+                Ok(report) => {
+                    for p in report.problems {
+                        tracing::warn!("rollback: {p}");
+                    }
                 }
+                Err(e) => tracing::warn!("rollback: destroying domain {domid}: {e}"),
             }
-            Err(e) => tracing::warn!("rollback: destroying domain {domid}: {e}"),
-        },
+        }
         None => {
             // Already gone: only the nodes remain.
             for path in [
@@ -302,10 +530,23 @@ where
                 format!("/local/domain/0/backend/vbd/{domid}"),
                 format!("/local/domain/0/backend/vif/{domid}"),
                 format!("/local/domain/0/backend/console/{domid}"),
+                format!("/local/domain/0/backend/vfb/{domid}"),
+                format!("/local/domain/0/backend/vkbd/{domid}"),
+                vfb::device_model_dir(domid),
             ] {
                 let _ = store.remove(&path);
             }
         }
+    }
+    // The framebuffer's qemu: destroy stopped it through its recorded pid; this covers one
+    // started but not yet recorded, and reaps it.
+    if let Some(dm) = undo.device_model.take() {
+        if !stopped.contains(&dm.pid()) {
+            if let Err(e) = devices.stop_device_model(domid, dm.pid()) {
+                tracing::warn!("rollback: stopping the device model: {e}");
+            }
+        }
+        dm.release();
     }
     // Loops attached before their vbd reached xenstore are not known to destroy.
     for node in &undo.loops {
@@ -319,7 +560,7 @@ where
 }
 
 /// The vbds other domains have, from dom0's backend directory.
-fn vbds_in_use<S: Store + ?Sized>(store: &S) -> Result<Vec<VbdInUse>, StoreError> {
+pub(crate) fn vbds_in_use<S: Store + ?Sized>(store: &S) -> Result<Vec<VbdInUse>, StoreError> {
     let root = "/local/domain/0/backend/vbd";
     let mut out = Vec::new();
     for dom in store.list(root)? {
@@ -395,47 +636,15 @@ where
     let in_use = vbds_in_use(store)?;
     let mut vbd_ids = Vec::new();
     for disk in &config.disks {
-        let disk_err = |source| CreateError::Disk {
-            vdev: disk.vdev.clone(),
-            spec: disk.spec.clone(),
-            source,
-        };
-        let path = disk.host_path().unwrap_or_default();
-        let writable = disk.access != Access::ReadOnly;
-        let dev = if disk.backend == Backend::File
-            || (disk.backend == Backend::Auto && !is_block_device(&path))
-        {
-            let dev = devices
-                .loop_attach(Path::new(&path), writable)
-                .map_err(disk_err)?;
-            undo.loops.push(dev.path.clone());
-            dev
-        } else {
-            let dev = devices.block_device(Path::new(&path)).map_err(disk_err)?;
-            toolstack::blockdev::check_sharing(
-                &dev,
-                writable,
-                disk.access == Access::SharedWrite,
-                &in_use,
-            )
-            .map_err(disk_err)?;
-            dev
-        };
-        let node = dev.path.to_string_lossy().into_owned();
-        vbd_layout(
-            &mut devices_layout,
+        devices::prepare_vbd(
+            devices,
             domid,
-            &VbdRecord {
-                devid: disk.device_number,
-                vdev: &disk.vdev,
-                params: &path,
-                node: &node,
-                physical_device: dev.physical_device(),
-                writable,
-                cdrom: disk.cdrom,
-                bootable: vbd_ids.is_empty(),
-            },
-        );
+            disk,
+            &in_use,
+            vbd_ids.is_empty(),
+            &mut devices_layout,
+            &mut undo.loops,
+        )?;
         vbd_ids.push(disk.device_number);
     }
 
@@ -443,99 +652,46 @@ where
     let mut vif_ids = Vec::new();
     for (index, vif) in config.vifs.iter().enumerate() {
         let devid = vif.devid.unwrap_or(index as u32);
-        let bridge = vif.bridge_name().to_string();
-        devices
-            .check_bridge(&bridge)
-            .map_err(|source| CreateError::Vif {
-                devid,
-                bridge: bridge.clone(),
-                source,
-            })?;
-        let mac = vif.mac.map_or_else(
-            || toolstack::mac::stable_mac(&booted.uuid, devid),
-            |m| m.to_string(),
-        );
-        let ip = (!vif.ip.is_empty()).then(|| vif.ip.join(" "));
-        vif_layout(
-            &mut devices_layout,
+        let plug = devices::prepare_vif(
+            devices,
             domid,
-            &VifRecord {
-                devid,
-                mac: &mac,
-                bridge: &bridge,
-                script: None,
-                ip: ip.as_deref(),
-                vifname: vif.vifname.as_deref(),
-                rate: vif
-                    .rate
-                    .as_ref()
-                    .map(|r| format!("{},{}", r.bytes_per_second, r.interval_us)),
-            },
-        );
-        // Linux netback refuses a backend without a `script` node ("reading script"); it only
-        // passes it on in uevents. Empty: we do the hotplug work in-process.
-        let backend_mac = format!("/local/domain/0/backend/vif/{domid}/{devid}/mac");
-        if let Some(perms) = devices_layout.get(&backend_mac).map(|e| e.perms.clone()) {
-            devices_layout.entries.push(XsEntry {
-                path: format!("/local/domain/0/backend/vif/{domid}/{devid}/script"),
-                value: String::new(),
-                perms,
-            });
-        }
-        vif_ids.push((devid, bridge, vif.vifname.clone()));
+            devid,
+            vif,
+            &booted.uuid,
+            &mut devices_layout,
+        )?;
+        vif_ids.push(plug);
     }
-    if !config.vfbs.is_empty() {
-        let warning = match devices.device_model() {
-            None => format!(
-                "Warning: {}: the config has a vfb (framebuffer), but no qemu Xen device model \
-                 (qemu-system-i386 from qemu-system-xen) is installed; booting without the framebuffer",
-                config.name
-            ),
-            Some(qemu) => format!(
-                "Warning: {}: the config has a vfb; starting {} as its backend is not supported yet, \
-                 booting without the framebuffer",
-                config.name,
-                qemu.display()
-            ),
-        };
-        created.warnings.push(warning);
-    }
+    let framebuffer = vfb::plan(
+        devices,
+        config,
+        domid,
+        &mut devices_layout,
+        &mut created.warnings,
+    )?;
     store.write_entries(&devices_layout.entries)?;
+    if let Some(plan) = &framebuffer {
+        vfb::start(store, devices, plan, options, &mut undo.device_model)?;
+    }
 
     // Netback creates vifD.N once it sees the backend directory.
-    for (devid, bridge, vifname) in &vif_ids {
-        let netdev = format!("vif{domid}.{devid}");
-        let deadline = Instant::now() + options.netdev_timeout;
-        while !devices.netdev_exists(&netdev) {
-            if Instant::now() >= deadline {
-                return Err(CreateError::NetdevTimeout {
-                    devid: *devid,
-                    netdev,
-                    waited: options.netdev_timeout,
-                });
-            }
-            std::thread::sleep(options.poll);
-        }
-        let vif_err = |source| CreateError::Vif {
-            devid: *devid,
-            bridge: bridge.clone(),
-            source,
-        };
-        let name = match vifname {
-            Some(new) if new != &netdev => {
-                devices.rename_netdev(&netdev, new).map_err(vif_err)?;
-                new.clone()
-            }
-            _ => netdev,
-        };
-        devices.bridge_attach(&name, bridge).map_err(vif_err)?;
+    for plug in &vif_ids {
+        devices::plug_vif(devices, domid, plug, options)?;
     }
 
     if !options.paused {
         hv.unpause_domain(domid)?;
         let mut pending: Vec<(&'static str, u32)> = vbd_ids.iter().map(|&d| ("vbd", d)).collect();
-        pending.extend(vif_ids.iter().map(|(d, _, _)| ("vif", *d)));
-        wait_connected(hv, store, domid, &pending, options)?;
+        pending.extend(vif_ids.iter().map(|plug| ("vif", plug.devid)));
+        match options.wait {
+            DeviceWait::Connected => wait_connected(hv, store, domid, &pending, options)?,
+            DeviceWait::BackendReady => {
+                wait_backends_ready(hv, store, devices, domid, &pending, options)?
+            }
+        }
+    }
+    if let Some(dm) = undo.device_model.take() {
+        dm.release();
     }
     Ok(created)
 }
@@ -545,8 +701,99 @@ fn is_block_device(path: &str) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
+/// xenbus states at which a backend has given up on a device.
+const CLOSING: &str = "5";
+const CLOSED: &str = "6";
+
+/// A backend that gave up: its state and the reason it wrote under dom0's `error/` tree.
+fn backend_failure<S: Store + ?Sized>(
+    store: &S,
+    kind: &'static str,
+    domid: DomId,
+    devid: u32,
+    state: &str,
+) -> Option<CreateError> {
+    if state != CLOSING && state != CLOSED {
+        return None;
+    }
+    let reason = store
+        .read(&format!(
+            "/local/domain/0/error/backend/{kind}/{domid}/{devid}/error"
+        ))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "no reason given".to_string());
+    Some(CreateError::BackendFailed {
+        kind,
+        devid,
+        domid,
+        state: state.to_string(),
+        reason,
+    })
+}
+
+/// Fails when the domain died (or shut down) under us.
+fn check_alive<H: Hypervisor>(hv: &H, domid: DomId) -> Result<(), CreateError> {
+    match hv.domain_info(domid) {
+        Err(hypervisor::Error::NoSuchDomain(_)) => Err(CreateError::DomainGone { domid }),
+        Ok(info) if info.dying || info.shutdown => Err(CreateError::DomainGone { domid }),
+        _ => Ok(()),
+    }
+}
+
+/// Waits until every backend is ready for its frontend: InitWait or later, with a vbd's disk
+/// opened by blkback. A backend that closes fails at once, naming the reason it gave.
+fn wait_backends_ready<H, S, D>(
+    hv: &H,
+    store: &S,
+    devices: &D,
+    domid: DomId,
+    pending: &[(&'static str, u32)],
+    options: &WireOptions,
+) -> Result<(), CreateError>
+where
+    H: Hypervisor,
+    S: Store + ?Sized,
+    D: DeviceHost + ?Sized,
+{
+    let deadline = Instant::now() + options.connect_timeout;
+    for &(kind, devid) in pending {
+        let backend = format!("/local/domain/0/backend/{kind}/{domid}/{devid}/state");
+        loop {
+            let seen = store
+                .read(&backend)?
+                .unwrap_or_else(|| "(none)".to_string());
+            if let Some(failure) = backend_failure(store, kind, domid, devid, &seen) {
+                return Err(failure);
+            }
+            let opened = kind != "vbd" || devices.vbd_opened(domid, devid);
+            let ready = match seen.as_str() {
+                CONNECTED => true,
+                "2" | "3" => opened,
+                _ => false,
+            };
+            if ready {
+                break;
+            }
+            check_alive(hv, domid)?;
+            if Instant::now() >= deadline {
+                return Err(CreateError::BackendTimeout {
+                    kind,
+                    devid,
+                    domid,
+                    waited: options.connect_timeout,
+                    backend: seen,
+                    opened: if opened { "opened" } else { "not opened" },
+                });
+            }
+            std::thread::sleep(options.poll);
+        }
+    }
+    Ok(())
+}
+
 /// Waits for every backend's `state` to read Connected.
-fn wait_connected<H: Hypervisor, S: Store + ?Sized>(
+pub(crate) fn wait_connected<H: Hypervisor, S: Store + ?Sized>(
     hv: &H,
     store: &S,
     domid: DomId,
@@ -564,15 +811,10 @@ fn wait_connected<H: Hypervisor, S: Store + ?Sized>(
             if seen == CONNECTED {
                 break;
             }
-            match hv.domain_info(domid) {
-                Err(hypervisor::Error::NoSuchDomain(_)) => {
-                    return Err(CreateError::DomainGone { domid })
-                }
-                Ok(info) if info.dying || info.shutdown => {
-                    return Err(CreateError::DomainGone { domid })
-                }
-                _ => {}
+            if let Some(failure) = backend_failure(store, kind, domid, devid, &seen) {
+                return Err(failure);
             }
+            check_alive(hv, domid)?;
             if Instant::now() >= deadline {
                 let frontend = state(format!("/local/domain/{domid}/device/{kind}/{devid}/state"))?;
                 return Err(CreateError::DeviceTimeout {

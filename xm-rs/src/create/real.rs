@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use domain_builder::{create_pv_domain, KernelImage, PvDomainSpec};
+use domain_builder::{
+    create_pv_domain, CacheOutcome, KernelCache, KernelImage, LoadedKernel, PvDomainSpec,
+};
 use hypervisor::{DomId, Hypervisor};
 use toolstack::blockdev::BlockDevice;
 use toolstack::layout::{Access as XsAccess, XsEntry};
@@ -115,40 +117,41 @@ impl DeviceHost for RealDevices {
     fn bridge_attach(&self, netdev: &str, bridge: &str) -> toolstack::Result<()> {
         toolstack::bridge::attach(netdev, bridge)
     }
+    fn bridge_detach(&self, netdev: &str) -> toolstack::Result<()> {
+        toolstack::bridge::detach(netdev)
+    }
+    fn vbd_opened(&self, domid: DomId, devid: u32) -> bool {
+        Path::new(&format!(
+            "/sys/bus/xen-backend/devices/vbd-{domid}-{devid}/physical_device"
+        ))
+        .exists()
+    }
     fn device_model(&self) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        ["qemu-system-i386", "qemu-system-xen"]
+        // Only a qemu built with Xen support will do: the plain qemu-system-i386 on PATH
+        // (package qemu-system-x86) has no -xen-domid.
+        use std::os::unix::fs::PermissionsExt;
+        super::vfb::DEVICE_MODEL_CANDIDATES
             .iter()
-            .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-            .chain([PathBuf::from("/usr/lib/xen-4.17/bin/qemu-system-i386")])
-            .find(|p| p.is_file())
+            .map(PathBuf::from)
+            .find(|p| {
+                std::fs::metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+    }
+    fn spawn_device_model(
+        &self,
+        launch: &super::vfb::DeviceModelLaunch,
+    ) -> Result<Box<dyn super::vfb::RunningDeviceModel>, String> {
+        Ok(Box::new(super::vfb::QemuProcess::spawn(launch)?))
+    }
+    fn stop_device_model(&self, domid: DomId, pid: u32) -> Result<(), String> {
+        super::vfb::stop_on_host(domid, pid)
     }
 }
 
 /// A fresh random UUID from the kernel.
 pub fn random_uuid() -> [u8; 16] {
-    let mut uuid = [0u8; 16];
-    if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/uuid") {
-        let hex: Vec<u8> = text.bytes().filter(u8::is_ascii_hexdigit).collect();
-        for (i, pair) in hex.chunks_exact(2).take(16).enumerate() {
-            let digits = std::str::from_utf8(pair).unwrap_or("00");
-            uuid[i] = u8::from_str_radix(digits, 16).unwrap_or(0);
-        }
-    }
-    uuid
-}
-
-/// Parses a configured UUID (with or without dashes).
-fn parse_uuid(text: &str) -> Option<[u8; 16]> {
-    let hex: Vec<u8> = text.bytes().filter(|&b| b != b'-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut uuid = [0u8; 16];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        uuid[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(uuid)
+    hypervisor::uuid::random()
 }
 
 fn read(path: &str) -> Result<Vec<u8>, CreateError> {
@@ -158,12 +161,44 @@ fn read(path: &str) -> Result<Vec<u8>, CreateError> {
     })
 }
 
-/// Reads the kernel and ramdisk and builds the paused domain.
-pub fn build_domain<H: Hypervisor>(hv: &H, config: &DomainConfig) -> Result<Booted, CreateError> {
+/// A decompressed kernel to keep once the domain runs, so filling the cache never delays a
+/// create.
+pub struct CacheFill {
+    cache: KernelCache,
+    loaded: LoadedKernel,
+    elf: Vec<u8>,
+}
+
+impl std::fmt::Debug for CacheFill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheFill")
+            .field("cache", &self.cache)
+            .field("elf_bytes", &self.elf.len())
+            .finish()
+    }
+}
+
+impl CacheFill {
+    pub fn store(self) {
+        self.cache.store(&self.loaded, &self.elf);
+    }
+}
+
+/// Reads the kernel (through the cache of decompressed kernels, when given) and ramdisk and
+/// builds the paused domain; after a cache miss, also returns what to store in the cache.
+pub fn build_domain<H: Hypervisor>(
+    hv: &H,
+    config: &DomainConfig,
+    cache: Option<&KernelCache>,
+) -> Result<(Booted, Option<CacheFill>), CreateError> {
     let kernel_path = config.kernel.as_deref().unwrap_or_default();
-    let kernel_bytes = read(kernel_path)?;
+    let loaded =
+        KernelCache::load(cache, Path::new(kernel_path)).map_err(|source| CreateError::Read {
+            path: PathBuf::from(kernel_path),
+            source,
+        })?;
     let ramdisk = config.ramdisk.as_deref().map(read).transpose()?;
-    let kernel = KernelImage::parse(&kernel_bytes, MAX_KERNEL_BYTES).map_err(|source| {
+    let kernel = KernelImage::parse(&loaded.bytes, MAX_KERNEL_BYTES).map_err(|source| {
         CreateError::Kernel {
             path: PathBuf::from(kernel_path),
             source,
@@ -172,7 +207,7 @@ pub fn build_domain<H: Hypervisor>(hv: &H, config: &DomainConfig) -> Result<Boot
     let handle = config
         .uuid
         .as_deref()
-        .and_then(parse_uuid)
+        .and_then(hypervisor::uuid::parse)
         .unwrap_or_else(random_uuid);
     let cmdline = super::kernel_cmdline(config);
     let created = create_pv_domain(
@@ -188,12 +223,27 @@ pub fn build_domain<H: Hypervisor>(hv: &H, config: &DomainConfig) -> Result<Boot
             console_domid: 0,
         },
     )?;
-    Ok(Booted {
+    tracing::info!(
+        kernel_cache = loaded.outcome.as_str(),
+        build_ms = created.build_time.as_millis() as u64,
+        "domain {} built",
+        created.domid
+    );
+    let cache_fill = match (cache, kernel.into_decompressed()) {
+        (Some(cache), Some(elf)) if loaded.outcome == CacheOutcome::Miss => Some(CacheFill {
+            cache: cache.clone(),
+            loaded,
+            elf,
+        }),
+        _ => None,
+    };
+    let booted = Booted {
         domid: created.domid,
         uuid: format_uuid(&handle),
         store_mfn: created.built.store_mfn.0,
         store_port: created.store_port,
         console_mfn: created.built.console_mfn.0,
         console_port: created.console_port,
-    })
+    };
+    Ok((booted, cache_fill))
 }

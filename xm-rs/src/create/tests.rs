@@ -21,6 +21,8 @@ struct FakeDom0<'a> {
     attached: RefCell<Vec<PathBuf>>,
     /// Runs when a netdev is enslaved: lets a test play blkback/netback connecting.
     on_enslave: Option<Box<dyn Fn() + 'a>>,
+    /// blkback never gets to open the disk.
+    vbd_never_opened: bool,
 }
 
 impl FakeDom0<'_> {
@@ -83,8 +85,15 @@ impl DeviceHost for FakeDom0<'_> {
         }
         Ok(())
     }
+    fn bridge_detach(&self, netdev: &str) -> toolstack::Result<()> {
+        self.log(format!("release {netdev}"));
+        Ok(())
+    }
     fn device_model(&self) -> Option<PathBuf> {
         None
+    }
+    fn vbd_opened(&self, _domid: DomId, _devid: u32) -> bool {
+        !self.vbd_never_opened
     }
 }
 
@@ -112,9 +121,20 @@ fn booted(hv: &SimHypervisor) -> Booted {
 fn quick() -> WireOptions {
     WireOptions {
         paused: false,
+        wait: DeviceWait::Connected,
         connect_timeout: Duration::from_millis(60),
         netdev_timeout: Duration::from_millis(60),
         poll: Duration::from_millis(5),
+        kernel_cache: None,
+        record: None,
+    }
+}
+
+/// Waiting only for dom0's backends, as `xm create` does by default.
+fn quick_ready() -> WireOptions {
+    WireOptions {
+        wait: DeviceWait::BackendReady,
+        ..quick()
     }
 }
 
@@ -360,4 +380,130 @@ fn a_live_domain_with_the_name_is_a_duplicate() {
 fn cmdline_is_root_then_extra_unless_given() {
     let cfg = config("kernel='/k'\nmemory=32\nname='a'\nroot='/dev/xvda1 ro'\nextra='quiet'\n");
     assert_eq!(kernel_cmdline(&cfg), "root=/dev/xvda1 ro quiet");
+}
+
+/// A guest with a file: disk and a vif on xenbr0.
+fn disk_and_vif() -> DomainConfig {
+    config(&format!(
+        "{TINY}disk = ['file:/images/a.img,xvda,w']\nvif = ['bridge=xenbr0']\n"
+    ))
+}
+
+/// dom0 with xenbr0, where netback creates domain `d`'s vif and `hook` runs once it is
+/// bridged (playing blkback and netback).
+fn dom0_playing<'a>(d: DomId, hook: impl Fn() + 'a) -> FakeDom0<'a> {
+    FakeDom0 {
+        bridges: vec!["xenbr0"],
+        netdevs: vec![format!("vif{d}.0")],
+        on_enslave: Some(Box::new(hook)),
+        ..FakeDom0::default()
+    }
+}
+
+/// blkback and netback at InitWait, as they are before the guest's drivers start.
+fn backends_at_init_wait(s: &MemStore, d: DomId) {
+    s.write(&format!("/local/domain/0/backend/vbd/{d}/51712/state"), "2")
+        .unwrap();
+    s.write(&format!("/local/domain/0/backend/vif/{d}/0/state"), "2")
+        .unwrap();
+}
+
+#[test]
+fn by_default_create_returns_once_the_backends_are_ready_without_waiting_for_the_guest() {
+    let hv = SimHypervisor::new();
+    let s = store();
+    let b = booted(&hv);
+    let d = b.domid;
+    let sr = &s;
+    let cfg = disk_and_vif();
+    let dom0 = dom0_playing(d, move || backends_at_init_wait(sr, d));
+    wire(&hv, &s, &dom0, &cfg, &b, &quick_ready()).unwrap();
+    assert!(!hv.domain_info(d).unwrap().paused);
+    // the frontends never left Initialising: nobody waited for them
+    assert_eq!(
+        s.read(&format!("/local/domain/{d}/device/vbd/51712/state"))
+            .unwrap()
+            .as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn a_disk_blkback_cannot_open_fails_the_create_with_its_reason_and_rolls_back() {
+    let hv = SimHypervisor::new();
+    let s = store();
+    let b = booted(&hv);
+    let d = b.domid;
+    let sr = &s;
+    let cfg = disk_and_vif();
+    let dom0 = dom0_playing(d, move || {
+        sr.write(&format!("/local/domain/0/backend/vbd/{d}/51712/state"), "5")
+            .unwrap();
+        sr.write(
+            &format!("/local/domain/0/error/backend/vbd/{d}/51712/error"),
+            "-2 creating vbd structure",
+        )
+        .unwrap();
+    });
+    let err = wire(&hv, &s, &dom0, &cfg, &b, &quick_ready()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("vbd 51712 of domain {d}: the backend refused")),
+        "{text}"
+    );
+    assert!(text.contains("-2 creating vbd structure"), "{text}");
+    assert!(hv.domain_info(d).is_err(), "domain not destroyed");
+    assert!(dom0.attached.borrow().is_empty(), "loop device kept");
+}
+
+#[test]
+fn a_disk_still_unopened_at_the_deadline_is_a_timeout_saying_so() {
+    let hv = SimHypervisor::new();
+    let s = store();
+    let b = booted(&hv);
+    let d = b.domid;
+    let sr = &s;
+    let cfg = disk_and_vif();
+    let dom0 = FakeDom0 {
+        vbd_never_opened: true,
+        ..dom0_playing(d, move || backends_at_init_wait(sr, d))
+    };
+    let err = wire(&hv, &s, &dom0, &cfg, &b, &quick_ready()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("backend state 2, device not opened"),
+        "{text}"
+    );
+    assert!(hv.domain_info(d).is_err());
+    assert_eq!(only_dom0_nodes(&s), Vec::<String>::new());
+}
+
+#[test]
+fn preflight_refuses_a_busy_disk_and_a_missing_bridge_before_anything_is_built() {
+    let s = store();
+    s.write(
+        "/local/domain/0/backend/vbd/9/51712/physical-device",
+        "fe:1",
+    )
+    .unwrap();
+    s.write("/local/domain/0/backend/vbd/9/51712/mode", "w")
+        .unwrap();
+    let dom0 = FakeDom0 {
+        bridges: vec!["xenbr0"],
+        ..FakeDom0::default()
+    };
+    let busy = config(&format!("{TINY}disk = ['phy:/dev/vg01/root,xvda1,w']\n"));
+    let err = preflight(&s, &dom0, &busy).unwrap_err().to_string();
+    assert!(
+        err.starts_with("disk xvda1 (phy:/dev/vg01/root,xvda1,w)"),
+        "{err}"
+    );
+    assert!(err.contains("domain 9"), "{err}");
+    let shared = config(&format!("{TINY}disk = ['phy:/dev/vg01/root,xvda1,w!']\n"));
+    preflight(&s, &dom0, &shared).unwrap();
+    let no_bridge = config(&format!("{TINY}vif = ['bridge=nosuchbr0']\n"));
+    let err = preflight(&s, &dom0, &no_bridge).unwrap_err().to_string();
+    assert!(err.contains("nosuchbr0"), "{err}");
+    // nothing was attached or written on the way
+    assert!(dom0.log.borrow().is_empty());
 }

@@ -240,10 +240,35 @@ pub fn destroy<H: Hypervisor, S: Store + ?Sized>(
     domain: &Domain,
     release_loop: &mut dyn FnMut(&str) -> std::result::Result<(), String>,
 ) -> Result<DestroyReport> {
+    destroy_with(
+        hv,
+        store,
+        domain,
+        release_loop,
+        &mut crate::create::vfb::stop_on_host,
+    )
+}
+
+/// [`destroy`], with the domain's device model (the qemu a vfb has, its pid recorded at
+/// `/local/domain/N/image/device-model-pid` as libxl does) stopped through
+/// `stop_device_model(domid, pid)` first, and its `/local/domain/0/device-model/N` removed.
+pub fn destroy_with<H: Hypervisor, S: Store + ?Sized>(
+    hv: &H,
+    store: &S,
+    domain: &Domain,
+    release_loop: &mut dyn FnMut(&str) -> std::result::Result<(), String>,
+    stop_device_model: &mut dyn FnMut(DomId, u32) -> std::result::Result<(), String>,
+) -> Result<DestroyReport> {
     refuse_dom0(domain, "destroy")?;
     let domid = domain.domid();
     let backends = backends_of(store, domid)?;
     let vm = vm_path(store, domid)?;
+    // qemu maps the guest's framebuffer: stop it before the domain goes, as libxl does
+    let device_model_problem = crate::create::vfb::recorded_pid(store, domid).and_then(|pid| {
+        stop_device_model(domid, pid)
+            .err()
+            .map(|e| format!("stopping the device model (pid {pid}): {e}"))
+    });
     match hv.destroy_domain(domid) {
         Ok(()) => {}
         Err(hypervisor::Error::NoSuchDomain(_)) => {
@@ -252,12 +277,19 @@ pub fn destroy<H: Hypervisor, S: Store + ?Sized>(
         Err(e) => return Err(e.into()),
     }
     let mut report = DestroyReport::default();
+    report.problems.extend(device_model_problem);
     let remove = |path: &str, report: &mut DestroyReport| match store.remove(path) {
         Ok(()) => report.removed.push(path.to_string()),
         Err(e) => report.problems.push(format!("removing {path}: {e}")),
     };
     for backend in &backends {
         remove(&backend.path, &mut report);
+    }
+    if store
+        .list("/local/domain/0/device-model")?
+        .contains(&domid.to_string())
+    {
+        remove(&crate::create::vfb::device_model_dir(domid), &mut report);
     }
     remove(&dom_path(domid), &mut report);
     remove(&format!("/libxl/{domid}"), &mut report);

@@ -34,7 +34,16 @@ pub fn host_info<H: Hypervisor, F: HostFiles + ?Sized>(
     files: &F,
 ) -> Result<Vec<(String, String)>> {
     let phys = hv.physinfo()?;
-    Ok(info_pairs(&phys, files))
+    let mut pairs = info_pairs(&phys, files);
+    // xend printed the scheduler right after xen_caps.
+    if let Ok(scheduler) = hv.scheduler() {
+        let at = pairs
+            .iter()
+            .position(|(k, _)| k == "xen_caps" || k == "xen_pagesize")
+            .map_or(pairs.len(), |i| i + 1);
+        pairs.insert(at, ("xen_scheduler".into(), scheduler.name()));
+    }
+    Ok(pairs)
 }
 
 fn mib_of_pages(pages: u64) -> u64 {

@@ -9,9 +9,11 @@
 use hypervisor::{DomId, DomainInfo, Hypervisor, ShutdownReason};
 
 pub mod control;
+pub mod device;
 pub mod format;
 pub mod host;
 pub mod store;
+pub mod vcpu;
 
 pub use store::{MemStore, Store, StoreError, XsStore};
 
@@ -33,6 +35,9 @@ pub enum OpsError {
     /// The request is valid but this build cannot carry it out (names what is missing).
     #[error("{0}")]
     NotAvailable(String),
+    /// A command-line argument is malformed (names the argument); exit code 2.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Result of a domain operation.
@@ -76,15 +81,7 @@ impl Domain {
 
 /// A UUID (Xen's domain handle) as text.
 pub fn format_uuid(handle: &[u8; 16]) -> String {
-    let hex: String = handle.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    hypervisor::uuid::format(handle)
 }
 
 /// xm's six state letters (`r b p s c d`, `-` when off): running, blocked, paused, shut down,
@@ -161,5 +158,7 @@ pub fn refresh<H: Hypervisor>(hv: &H, domid: DomId) -> Result<Option<DomainInfo>
     }
 }
 
+#[cfg(test)]
+mod device_tests;
 #[cfg(test)]
 mod tests;

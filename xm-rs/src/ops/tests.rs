@@ -198,6 +198,22 @@ impl Host {
         domid
     }
 
+    /// A guest with `vcpus` vcpus, none of them online yet.
+    fn guest2(&self, name: &str, vcpus: u32) -> u32 {
+        let mut handle = [0u8; 16];
+        handle[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
+        handle[15] = 0xee;
+        let domid = self
+            .hv
+            .create_domain(&DomainConfig::pv(handle, vcpus))
+            .unwrap();
+        self.hv.unpause_domain(domid).unwrap();
+        self.store
+            .write(&format!("{}/name", dom_path(domid)), name)
+            .unwrap();
+        domid
+    }
+
     fn run(&self, args: &[&str]) -> (Exit, String, String) {
         self.run_with(args, WaitPolicy::default(), &mut |_| Ok(()))
     }
@@ -607,6 +623,10 @@ fn info_prints_xms_keys_in_order_from_physinfo_and_sysfs() {
     assert!(out.contains("\nxen_major              : 4\n"), "{out}");
     assert!(out.contains("\nxen_extra              : .5-pre\n"), "{out}");
     assert!(out.contains("\nxen_pagesize           : 4096\n"), "{out}");
+    assert!(
+        out.contains("\nxen_caps               : xen-3.0-x86_64 hvm-3.0-x86_32\nxen_scheduler          : credit\n"),
+        "{out}"
+    );
     assert!(out.ends_with("xend_config_format     : 4\n"), "{out}");
     let phys = h.hv.physinfo().unwrap();
     assert!(out.contains(&format!(
@@ -643,13 +663,147 @@ fn dmesg_prints_the_ring_verbatim() {
     assert_eq!(out, h.hv.read_console_ring(false).unwrap());
 }
 
+/// `xm vcpu-list` as xm 3.4's format strings print it (generated under Python from
+/// `'%(name)-32s %(domid)5s %(number)5d %(c)5s %(s)5s  %(cpu_time)8.1f %(cpumap)s'`).
+const GOLDEN_VCPU_LIST: &str = "\
+Name                                ID  VCPU   CPU State   Time(s) CPU Affinity
+alpha                                1     0     0   r--      12.3 any cpu
+alpha                                1     1     -   --p       0.0 1
+";
+
 #[test]
-fn vcpu_list_says_it_is_not_available_yet_with_exit_3() {
+fn vcpu_list_prints_xms_columns_state_and_affinity() {
+    let h = Host::new();
+    let a = h.guest2("alpha", 2);
+    h.hv.set_vcpu_online(a, 0, true).unwrap();
+    h.hv.set_vcpu_time(a, 0, 12_340_000_000).unwrap();
+    h.hv.set_vcpu_affinity(a, 1, &[1]).unwrap();
+    let (exit, out, err) = h.run(&["vcpu-list", "alpha"]);
+    assert_eq!((exit, err.as_str()), (Exit::Ok, ""));
+    assert_eq!(out, GOLDEN_VCPU_LIST);
+    let (exit, out, _) = h.run(&["vcpu-list", "--json", "alpha"]);
+    assert_eq!(exit, Exit::Ok);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows[1]["online"], false);
+    assert_eq!(rows[1]["affinity"], serde_json::json!([1]));
+    // every domain, dom0 first, when none is named; a wrong name is xm's error
+    let (_, all, _) = h.run(&["vcpu-list"]);
+    assert!(all.lines().nth(1).unwrap().starts_with("Domain-0"), "{all}");
+    assert_eq!(h.run(&["vcpu-list", "nosuch"]).0, Exit::ConfigError);
+}
+
+#[test]
+fn vcpu_set_writes_availability_up_to_the_maximum_and_refuses_more() {
+    let h = Host::new();
+    let a = h.guest2("alpha", 3);
+    let (exit, _, err) = h.run(&["vcpu-set", "alpha", "2"]);
+    assert_eq!((exit, err.as_str()), (Exit::Ok, ""));
+    let avail = |n: u32| {
+        h.store
+            .read(&format!("/local/domain/{a}/cpu/{n}/availability"))
+            .unwrap()
+    };
+    assert_eq!(avail(0).as_deref(), Some("online"));
+    assert_eq!(avail(1).as_deref(), Some("online"));
+    assert_eq!(avail(2).as_deref(), Some("offline"));
+    let (exit, _, err) = h.run(&["vcpu-set", "alpha", "4"]);
+    assert_eq!(exit, Exit::ConfigError);
+    assert!(
+        err.contains("greater than max vcpus") && err.contains("at most 3"),
+        "{err}"
+    );
+    assert_eq!(avail(2).as_deref(), Some("offline"), "nothing changed");
+    assert_eq!(h.run(&["vcpu-set", "alpha", "0"]).0, Exit::Usage);
+}
+
+#[test]
+fn vcpu_pin_takes_xms_cpu_lists_and_names_a_bad_one() {
+    let h = Host::new();
+    let a = h.guest2("alpha", 2);
+    // the simulated host has cpus 0-1
+    assert_eq!(h.run(&["vcpu-pin", "alpha", "1", "0-1,^0"]).0, Exit::Ok);
+    assert_eq!(h.hv.vcpu_info(a, 1).unwrap().hard_affinity, vec![1]);
+    assert_eq!(h.hv.vcpu_info(a, 0).unwrap().hard_affinity, vec![0, 1]);
+    assert_eq!(h.run(&["vcpu-pin", "alpha", "all", "0"]).0, Exit::Ok);
+    assert_eq!(h.hv.vcpu_info(a, 0).unwrap().hard_affinity, vec![0]);
+    assert_eq!(h.hv.vcpu_info(a, 1).unwrap().hard_affinity, vec![0]);
+    assert_eq!(h.run(&["vcpu-pin", "alpha", "0", "all"]).0, Exit::Ok);
+    assert_eq!(h.hv.vcpu_info(a, 0).unwrap().hard_affinity, vec![0, 1]);
+    for (args, named) in [
+        (["vcpu-pin", "alpha", "0", "7"], "CPUS '7'"),
+        (["vcpu-pin", "alpha", "0", "x-y"], "CPUS 'x-y'"),
+        (["vcpu-pin", "alpha", "0", "^0,^1"], "CPUS '^0,^1'"),
+        (["vcpu-pin", "alpha", "5", "0"], "VCPU '5'"),
+    ] {
+        let (exit, _, err) = h.run(&args);
+        assert_eq!(exit, Exit::Usage, "{args:?}");
+        assert!(
+            err.starts_with("Error: ") && err.contains(named),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// `xm sched-credit` as xm's `'%-33s %4s %6s %4s'` / `'%(name)-32s %(domid)5s %(weight)6d
+/// %(cap)4d'` print it.
+const GOLDEN_CREDIT: &str = "\
+Name                                ID Weight  Cap
+alpha                                1    512   25
+";
+
+#[test]
+fn sched_credit_shows_sets_and_reads_back() {
     let h = Host::new();
     h.guest("alpha");
-    let (exit, out, err) = h.run(&["vcpu-list"]);
-    assert_eq!((exit, out.as_str()), (Exit::NotAvailable, ""));
-    assert!(err.contains("not available yet"), "{err}");
-    // a wrong name is still xm's error
-    assert_eq!(h.run(&["vcpu-list", "nosuch"]).0, Exit::ConfigError);
+    assert_eq!(
+        h.run(&["sched-credit", "-d", "alpha", "-w", "512", "-c", "25"])
+            .0,
+        Exit::Ok
+    );
+    let (exit, out, _) = h.run(&["sched-credit", "-d", "alpha"]);
+    assert_eq!((exit, out.as_str()), (Exit::Ok, GOLDEN_CREDIT));
+    let (_, all, _) = h.run(&["sched-credit"]);
+    assert_eq!(all.lines().count(), 3, "{all}");
+    assert!(
+        all.contains("Domain-0") && all.contains("  256    0"),
+        "{all}"
+    );
+    let (_, json, _) = h.run(&["sched-credit", "-d", "alpha", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[0]["weight"], 512);
+    // setting needs a domain; a weight of 0 or beyond 65535 is a usage error
+    let (exit, _, err) = h.run(&["sched-credit", "-w", "300"]);
+    assert_eq!(exit, Exit::Usage, "{err}");
+    assert!(err.contains("-d DOMAIN"), "{err}");
+    assert_eq!(
+        h.run(&["sched-credit", "-d", "nosuch"]).0,
+        Exit::ConfigError
+    );
+}
+
+#[test]
+fn sched_credit_on_a_credit2_host_says_so_and_sched_credit2_works() {
+    let h = Host::new();
+    h.guest("alpha");
+    h.hv.set_scheduler(hypervisor::Scheduler::Credit2);
+    let (exit, out, err) = h.run(&["sched-credit"]);
+    assert_eq!((exit, out.as_str()), (Exit::ConfigError, ""));
+    assert!(
+        err.contains("Xen is running with the credit2 scheduler (use xm sched-credit2)"),
+        "{err}"
+    );
+    assert_eq!(
+        h.run(&["sched-credit", "-d", "alpha", "-w", "9"]).0,
+        Exit::ConfigError
+    );
+    assert_eq!(
+        h.run(&["sched-credit2", "-d", "alpha", "-c", "40"]).0,
+        Exit::Ok
+    );
+    let (exit, out, _) = h.run(&["sched-credit2", "-d", "alpha"]);
+    assert_eq!(exit, Exit::Ok);
+    assert_eq!(
+        out.lines().nth(1),
+        Some("alpha                                1    256   40")
+    );
 }
