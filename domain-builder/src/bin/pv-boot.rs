@@ -297,6 +297,7 @@ fn destroy(domain: &str, wait: u64) -> Result<(), PvBootError> {
     for path in [
         Some(format!("/local/domain/{domid}")),
         Some(format!("/local/domain/0/backend/console/{domid}")),
+        Some(format!("/libxl/{domid}")),
         vm,
     ]
     .into_iter()

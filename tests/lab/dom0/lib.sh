@@ -55,11 +55,23 @@ result() {
 #     "# lab-packages: lvm2 libdevmapper-event1.02.1 libdevmapper1.02.1 libaio1 e2fsprogs"
 #     "# lab-bins: /sbin/lvm /sbin/mke2fs" and LAB_LVM_SIZE_MB of dom0 RAM at most, sparse)
 
-# ensure_vg VG SIZE_MB: a volume group on a sparse loop-backed file, created once.
+# ensure_vg VG SIZE_MB: a volume group of at least SIZE_MB on sparse loop-backed files (created
+# once; grown when a later scenario needs more).
 ensure_vg() {
     local vg=$1 size=$2 img=/var/lib/xen/$1.pv loop
     vgs_lvm() { lvm vgs --noheadings -o vg_name 2>/dev/null | tr -d ' '; }
-    vgs_lvm | grep -qx "$vg" && return 0
+    if vgs_lvm | grep -qx "$vg"; then
+        # an earlier scenario made it smaller than this one needs: add a volume for the rest
+        local have
+        have=$(lvm vgs --noheadings --units m --nosuffix -o vg_size "$vg" | tr -d ' ' | cut -d. -f1)
+        [ "$have" -ge $((size - 8)) ] && return 0
+        img=/var/lib/xen/$vg-grow-$have.pv
+        truncate -s "$((size - have))M" "$img"
+        loop=$(/usr/sbin/losetup --find --show "$img") || fail "losetup for $img"
+        lvm pvcreate -q "$loop" >/dev/null || fail "pvcreate $loop"
+        lvm vgextend -q "$vg" "$loop" >/dev/null || fail "vgextend $vg"
+        return 0
+    fi
     mkdir -p /etc/lvm /run/lvm /run/lock/lvm
     # no udev in the lab's dom0: LVM makes its /dev nodes itself
     cat > /etc/lvm/lvm.conf <<LVM
@@ -129,5 +141,40 @@ domain_wait() {
     until xl domid "$1" >/dev/null 2>&1; do
         [ $i -ge $max ] && return 1
         sleep 0.1; i=$((i + 1))
+    done
+}
+
+# --- the xm-rs lifecycle daemon in scenarios -------------------------------------------------
+# daemon_scenario LOG: where `xm daemon` logs; the daemon is stopped (and LOG's tail shown)
+# when the scenario exits.
+daemon_scenario() {
+    DLOG=$1; DPID=
+    : > "$DLOG"
+    trap stop_daemon EXIT
+    trap 'stop_daemon; exit 1' INT TERM HUP
+}
+# start_daemon ARGS...: `xm daemon --foreground ARGS` in the background; waits until it holds
+# its pid file (DPID is its pid).
+start_daemon() {
+    xm daemon --foreground "$@" >>"$DLOG" 2>&1 &
+    DPID=$!
+    local i=0
+    while [ "$(cat /run/xm-rs/daemon.pid 2>/dev/null)" != "$DPID" ]; do
+        kill -0 "$DPID" 2>/dev/null || { cat "$DLOG"; fail "xm daemon exited at start"; }
+        [ $i -ge 200 ] && { cat "$DLOG"; fail "xm daemon did not take its pid file"; }
+        sleep 0.1; i=$((i + 1))
+    done
+}
+stop_daemon() {
+    [ -n "$DPID" ] || return 0
+    kill "$DPID" 2>/dev/null; DPID=
+    echo "--- daemon log (last 40 lines)"; tail -40 "$DLOG"
+}
+# wait_log NAME PATTERN SECONDS: until `xm log NAME` shows PATTERN (grep regex).
+wait_log() {
+    local i=0
+    while ! xm log "$1" | grep -q -- "$2"; do
+        [ $i -ge $(($3 * 5)) ] && { xm log; cat "$DLOG"; return 1; }
+        sleep 0.2; i=$((i + 1))
     done
 }

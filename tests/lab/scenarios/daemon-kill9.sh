@@ -20,33 +20,8 @@ IMAGE=/lab/files/tiny-pv.elf
 [ -s "$IMAGE" ] || fail "$IMAGE missing (daemon-kill9.files copies target/guests/tiny-pv.elf)"
 export XM_STATE_DIR=/var/lib/xm-rs-lab
 rm -rf "$XM_STATE_DIR"
-DLOG=/tmp/xm-daemon-kill9.log
-: > "$DLOG"
+daemon_scenario /tmp/xm-daemon-kill9.log
 
-start_daemon() {
-    xm daemon --foreground "$@" >>"$DLOG" 2>&1 &
-    DPID=$!
-    i=0
-    while [ "$(cat /run/xm-rs/daemon.pid 2>/dev/null)" != "$DPID" ]; do
-        kill -0 "$DPID" 2>/dev/null || { cat "$DLOG"; fail "xm daemon exited at start"; }
-        [ $i -ge 200 ] && { cat "$DLOG"; fail "xm daemon did not take its pid file"; }
-        sleep 0.1; i=$((i + 1))
-    done
-}
-wait_log() {
-    i=0
-    while ! xm log "$1" | grep -q -- "$2"; do
-        [ $i -ge $(($3 * 5)) ] && { xm log; cat "$DLOG"; return 1; }
-        sleep 0.2; i=$((i + 1))
-    done
-}
-finish() {
-    [ -n "$DPID" ] || return 0
-    kill "$DPID" 2>/dev/null; DPID=
-    echo "--- daemon log"; cat "$DLOG"
-}
-trap finish EXIT
-trap 'finish; exit 1' INT TERM HUP
 
 for g in dk-one dk-two; do
     cat > "/etc/xen/$g.cfg" <<CFG

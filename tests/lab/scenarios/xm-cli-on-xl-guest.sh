@@ -2,7 +2,7 @@
 # Our `xm` read and control commands on domains Debian's `xl` created: the busybox guest
 # (file disk + bridged vif, stays up with lab.end=wait) for list/--json/-l, domid, domname,
 # info, dmesg, uptime, pause/unpause, mem-set (the balloon follows), sysrq (seen through
-# `xm console`), vcpu-list (not available yet: exit 3), rename and destroy (xenstore and the
+# `xm console`), vcpu-list (agrees with xl's on an xl-created guest), rename and destroy (xenstore and the
 # loop device cleaned up); then tiny-pv in block mode for `xm shutdown -w`, `xm reboot -w`
 # (xl's background process restarts the guest) and `xm shutdown -a -H -w`.
 # lab-timeout: 360
@@ -20,7 +20,7 @@
 # lab-expect: XM-CLI-UNPAUSE-OK
 # lab-expect: XM-CLI-MEMSET-OK
 # lab-expect: XM-CLI-BALLOON-FOLLOWED
-# lab-expect: XM-CLI-VCPU-LIST-NOT-AVAILABLE
+# lab-expect: XM-CLI-VCPU-LIST-MATCHES-XL
 # lab-expect: XM-CLI-SYSRQ-CONSOLE-OK
 # lab-expect: XM-CLI-RENAME-OK
 # lab-expect: XM-CLI-DESTROY-OK
@@ -144,9 +144,12 @@ done
 echo "xl list Mem after mem-set 96: $mem"
 [ "$mem" -le 97 ] 2>/dev/null && echo "XM-CLI-BALLOON-FOLLOWED" || fail "the guest kept $mem MiB"
 
-# --- vcpu-list: not available yet, says so with exit 3 ------------------------------------------
-$XM vcpu-list xmcli; rc=$?
-[ $rc = 3 ] && echo "XM-CLI-VCPU-LIST-NOT-AVAILABLE" || fail "xm vcpu-list returned $rc, not 3"
+# --- vcpu-list on a guest xl made: same vcpus, pcpus and states as xl's -----------------------
+$XM vcpu-list xmcli || fail "xm vcpu-list returned $?"
+xl vcpu-list xmcli
+ours=$($XM vcpu-list xmcli | awk 'NR > 1 { print $3 }' | tr '\n' ' ')
+theirs=$(xl vcpu-list xmcli | awk 'NR > 1 { print $3 }' | tr '\n' ' ')
+[ -n "$ours" ] && [ "$ours" = "$theirs" ] && echo "XM-CLI-VCPU-LIST-MATCHES-XL" || fail "vcpu ids differ: xm '$ours', xl '$theirs'"
 
 # --- sysrq, watched through our console --------------------------------------------------------
 (sleep 2; $XM sysrq xmcli h) &
