@@ -95,6 +95,9 @@ pub trait Hypervisor {
     fn send_debug_keys(&self, keys: &str) -> Result<()>;
     /// Reads the hypervisor's console ring (`xl dmesg`); `clear` empties it afterwards.
     fn read_console_ring(&self, clear: bool) -> Result<String>;
+    /// Writes an ELF core of the domain's memory and vcpus to `path` (`xl dump-core`; what
+    /// the coredump-* actions do before destroying or restarting a crashed guest).
+    fn dump_core(&self, domid: DomId, path: &std::path::Path) -> Result<()>;
     /// Facts about the host: cpus, memory, free memory.
     fn physinfo(&self) -> Result<PhysInfo>;
     /// State, cpu time, current physical cpu and hard affinity of vcpu `vcpu` of a domain;

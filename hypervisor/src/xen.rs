@@ -680,6 +680,19 @@ impl Hypervisor for XenHypervisor {
         Self::check(rc, "shut down domain", domid)
     }
 
+    fn dump_core(&self, domid: DomId, path: &std::path::Path) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let name =
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidArgument {
+                operation: "dump core",
+                reason: "the path contains a NUL byte".into(),
+            })?;
+        // SAFETY: `name` is a NUL-terminated path that outlives the call; libxenctrl opens,
+        // writes and closes the file itself.
+        let rc = unsafe { xc::xc_domain_dumpcore(self.xch(), domid, name.as_ptr()) };
+        Self::check(rc, "dump core", domid)
+    }
+
     fn send_debug_keys(&self, keys: &str) -> Result<()> {
         let keys = CString::new(keys).map_err(|_| Error::InvalidArgument {
             operation: "send debug keys",

@@ -19,6 +19,7 @@
 # lab-expect: DAEMON-POWEROFF-CLEAN
 # lab-expect: DAEMON-CRASH-PRESERVED
 # lab-expect: DAEMON-DESTROY-DROPS-RECORD
+# lab-expect: DAEMON-COREDUMP-WRITTEN
 . /lab/lib.sh
 
 IMAGE=/lab/files/tiny-pv.elf
@@ -134,5 +135,20 @@ xm destroy crasher || fail "xm destroy crasher returned $?"
 domain_gone_wait crasher 30 || fail "crasher still there after xm destroy"
 [ -z "$(ls "$XM_STATE_DIR/domains")" ] || fail "xm destroy left a record: $(ls "$XM_STATE_DIR/domains")"
 echo "DAEMON-DESTROY-DROPS-RECORD"
+
+# --- 5. crash -> coredump-destroy: a core of the guest under /var/lib/xen/dump, then gone ----
+rm -rf /var/lib/xen/dump
+sed -e 's/crasher/dumper/' -e 's/on_crash = "preserve"/on_crash = "coredump-destroy"/' \
+    /etc/xen/crasher.cfg > /etc/xen/dumper.cfg
+xm create -q /etc/xen/dumper.cfg || fail "xm create dumper returned $?"
+wait_log dumper "crash -> coredump-destroy" 90 || fail "no crash event for dumper"
+domain_gone_wait dumper 30 || fail "dumper still there after coredump-destroy"
+core=$(ls /var/lib/xen/dump/dumper-*.core 2>/dev/null | head -1)
+[ -s "$core" ] || { xm log dumper; fail "no core under /var/lib/xen/dump"; }
+ls -l "$core"
+# an ELF core (libxenctrl's format), about the guest's 32 MiB
+head -c 4 "$core" | grep -q ELF || fail "$core is not an ELF core"
+echo "DAEMON-COREDUMP-WRITTEN $(wc -c < "$core") bytes"
+rm -rf /var/lib/xen/dump
 echo "--- xm log"
 xm log

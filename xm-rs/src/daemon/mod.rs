@@ -503,11 +503,13 @@ where
         };
         let outcome = match action {
             Action::Destroy | Action::CoredumpDestroy => {
-                let mut words = self.destroy(l)?;
-                if action == Action::CoredumpDestroy {
-                    words = format!("{}; {words}", self.no_core(&seen.name));
+                let core = (action == Action::CoredumpDestroy)
+                    .then(|| self.write_core(l.info.domid, &seen.name));
+                let words = self.destroy(l)?;
+                match core {
+                    Some(core) => format!("{core}; {words}"),
+                    None => words,
                 }
-                words
             }
             Action::Preserve => "preserved (shut down, inspectable; xm destroy removes it)".into(),
             Action::Restart
@@ -529,12 +531,25 @@ where
         Ok(true)
     }
 
-    fn no_core(&self, name: &str) -> String {
-        format!(
-            "no core written to {}/{name}-*.core: dumping a PV guest needs its p2m and a foreign \
-             mapping of all its memory, which xm-rs cannot do yet",
-            self.policy.dump_dir.display()
-        )
+    /// Writes the (crashed) domain's core under the dump directory while it still exists, as
+    /// `NAME-SECONDS.core`; words for the event log. A failure is reported, not fatal: the
+    /// destroy or restart that follows still happens.
+    fn write_core(&self, domid: DomId, name: &str) -> String {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = &self.policy.dump_dir;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
+            return format!("no core: cannot create {}: {e}", dir.display());
+        }
+        let file = name.replace(['/', '\0'], "_");
+        let path = dir.join(format!("{file}-{}.core", unix_now() as u64));
+        match self.hv.dump_core(domid, &path) {
+            Ok(()) => format!("core written to {}", path.display()),
+            Err(e) => format!("no core written to {}: {e}", path.display()),
+        }
     }
 
     /// Destroys the domain and everything it had in dom0; words for the event log.
@@ -580,9 +595,11 @@ where
         let domid = l.info.domid;
         match action {
             Action::Destroy | Action::CoredumpDestroy => {
+                let core =
+                    (action == Action::CoredumpDestroy).then(|| self.write_core(domid, &name));
                 let mut words = self.destroy(l)?;
-                if action == Action::CoredumpDestroy {
-                    words = format!("{}; {words}", self.no_core(&name));
+                if let Some(core) = core {
+                    words = format!("{core}; {words}");
                 }
                 if let Err(e) = self.state.remove(&record.uuid) {
                     words.push_str(&format!("; record not removed: {e}"));
@@ -618,7 +635,8 @@ where
                 ));
             }
             Action::Restart | Action::RenameRestart | Action::CoredumpRestart => {
-                let prefix = (action == Action::CoredumpRestart).then(|| self.no_core(&name));
+                let prefix =
+                    (action == Action::CoredumpRestart).then(|| self.write_core(domid, &name));
                 let mut words = self.restart(l, &name, &reason, record, action)?;
                 if let Some(p) = prefix {
                     words = format!("{p}; {words}");

@@ -369,7 +369,7 @@ fn rename_restart_keeps_the_old_domain_under_a_new_name() {
 }
 
 #[test]
-fn coredump_actions_say_no_core_was_written_and_still_destroy_or_restart() {
+fn coredump_actions_write_the_core_first_then_destroy_or_restart() {
     let host = Host::new("coredump");
     let a = host.create("a", "on_crash = 'coredump-destroy'");
     let b = host.create("b", "on_crash = 'coredump-restart'");
@@ -386,8 +386,27 @@ fn coredump_actions_say_no_core_was_written_and_still_destroy_or_restart() {
     assert_ne!(b2, b);
     let events = host.events_of("crash");
     assert_eq!(events.len(), 2);
+    // each core was taken from the crashed domain itself, before it went
+    let dump = host.scratch.0.join("dump");
+    for (name, domid) in [("a", a), ("b", b)] {
+        let core = std::fs::read_dir(&dump)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("{name}-")) && n.ends_with(".core"))
+            })
+            .unwrap_or_else(|| panic!("no core for {name} in {}", dump.display()));
+        let text = std::fs::read_to_string(&core).unwrap();
+        assert!(
+            text.starts_with(&format!("SIM-CORE domid={domid} ")),
+            "{text}"
+        );
+    }
     for e in &events {
-        assert!(e.outcome.contains("no core written"), "{e:?}");
+        assert!(e.outcome.starts_with("core written to "), "{e:?}");
     }
     assert!(events.iter().any(|e| e.action == "coredump-destroy"));
     assert!(events.iter().any(|e| e.action == "coredump-restart"
