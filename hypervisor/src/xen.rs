@@ -57,6 +57,11 @@ mod ffi {
         pub fn xenevtchn_unbind(xce: *mut EvtchnHandle, port: u32) -> c_int;
     }
 
+    // `xc_domain_dumpcore` is declared in xenctrl.h (so xenctrl-sys binds it) but lives in
+    // libxenguest since Xen 4.16; linking the library here resolves that binding.
+    #[link(name = "xenguest")]
+    extern "C" {}
+
     #[link(name = "xenforeignmemory")]
     extern "C" {
         pub fn xenforeignmemory_open(
