@@ -178,3 +178,14 @@ wait_log() {
         sleep 0.2; i=$((i + 1))
     done
 }
+
+# without_device_model: for the rest of the scenario, dom0 looks like a host without Debian's
+# qemu-system-xen (xm then boots a vfb config without its framebuffer, with a warning). The lab
+# installs qemu for xm-create-vfb into the one dom0 image every scenario of the boot shares, and
+# a qemu serving a framebuffer under TCG slows the guests of these scenarios down badly.
+without_device_model() {
+    local qemu=/usr/libexec/xen-qemu-system-i386
+    [ -x "$qemu" ] || return 0
+    mv "$qemu" "$qemu.lab-off" && echo "lab: $qemu hidden for this scenario"
+    trap "mv '$qemu.lab-off' '$qemu' 2>/dev/null" EXIT
+}
