@@ -27,7 +27,7 @@ pub mod vfb;
 #[cfg(test)]
 mod vfb_tests;
 
-pub use real::{build_domain, random_uuid, CacheFill, RealDevices, XsCreateStore};
+pub use real::{build_domain, random_uuid, RealDevices, XsCreateStore};
 
 /// xenbus state Connected.
 const CONNECTED: &str = "4";
@@ -327,11 +327,8 @@ where
     check_supported(config)?;
     refuse_duplicate(hv, store, &config.name)?;
     preflight(store, devices, config)?;
-    let (booted, cache_fill) = build_domain(hv, config, options.kernel_cache.as_ref())?;
+    let booted = build_domain(hv, config, options.kernel_cache.as_ref())?;
     let mut created = wire(hv, store, devices, config, &booted, options)?;
-    if let Some(fill) = cache_fill {
-        fill.store();
-    }
     if let Some(recording) = &options.record {
         let record = crate::state::DomainRecord::new(
             created.domid,

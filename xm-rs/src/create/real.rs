@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use domain_builder::{
-    create_pv_domain, CacheOutcome, KernelCache, KernelImage, LoadedKernel, PvDomainSpec,
-};
+use domain_builder::{create_pv_domain, CacheOutcome, KernelCache, KernelImage, PvDomainSpec};
 use hypervisor::{DomId, Hypervisor};
 use toolstack::blockdev::BlockDevice;
 use toolstack::layout::{Access as XsAccess, XsEntry};
@@ -161,36 +159,13 @@ fn read(path: &str) -> Result<Vec<u8>, CreateError> {
     })
 }
 
-/// A decompressed kernel to keep once the domain runs, so filling the cache never delays a
-/// create.
-pub struct CacheFill {
-    cache: KernelCache,
-    loaded: LoadedKernel,
-    elf: Vec<u8>,
-}
-
-impl std::fmt::Debug for CacheFill {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CacheFill")
-            .field("cache", &self.cache)
-            .field("elf_bytes", &self.elf.len())
-            .finish()
-    }
-}
-
-impl CacheFill {
-    pub fn store(self) {
-        self.cache.store(&self.loaded, &self.elf);
-    }
-}
-
-/// Reads the kernel (through the cache of decompressed kernels, when given) and ramdisk and
-/// builds the paused domain; after a cache miss, also returns what to store in the cache.
+/// Reads the kernel (through the cache of decompressed kernels, when given; a miss fills it)
+/// and ramdisk and builds the paused domain.
 pub fn build_domain<H: Hypervisor>(
     hv: &H,
     config: &DomainConfig,
     cache: Option<&KernelCache>,
-) -> Result<(Booted, Option<CacheFill>), CreateError> {
+) -> Result<Booted, CreateError> {
     let kernel_path = config.kernel.as_deref().unwrap_or_default();
     let loaded =
         KernelCache::load(cache, Path::new(kernel_path)).map_err(|source| CreateError::Read {
@@ -229,14 +204,14 @@ pub fn build_domain<H: Hypervisor>(
         "domain {} built",
         created.domid
     );
-    let cache_fill = match (cache, kernel.into_decompressed()) {
-        (Some(cache), Some(elf)) if loaded.outcome == CacheOutcome::Miss => Some(CacheFill {
-            cache: cache.clone(),
-            loaded,
-            elf,
-        }),
-        _ => None,
-    };
+    // Filled at once, not after the devices are up: holding a decompressed kernel (tens of
+    // MiB) through the wiring multiplies dom0's memory use when creates run in parallel
+    // (autostart), and dom0 is small.
+    if let (Some(cache), Some(elf)) = (cache, kernel.into_decompressed()) {
+        if loaded.outcome == CacheOutcome::Miss {
+            cache.store(&loaded, &elf);
+        }
+    }
     let booted = Booted {
         domid: created.domid,
         uuid: format_uuid(&handle),
@@ -245,5 +220,5 @@ pub fn build_domain<H: Hypervisor>(
         console_mfn: created.built.console_mfn.0,
         console_port: created.console_port,
     };
-    Ok((booted, cache_fill))
+    Ok(booted)
 }
