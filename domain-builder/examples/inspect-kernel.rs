@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
             println!(
                 "compression={:?} elf_bytes={}",
                 kernel.compression,
-                kernel.elf_bytes().len()
+                kernel.elf_bytes().map_or(0, <[u8]>::len)
             );
             println!("{:#x?}", kernel.params);
             for segment in &kernel.segments {

@@ -1,15 +1,15 @@
 //! Lays a PV kernel out in a freshly created, paused domain (what libxc's xc_dom_* do for a
 //! 64-bit PV guest), leaving it ready to unpause.
 
-use std::time::Instant;
-
 use hypervisor::{
     DomId, ForeignMapping, GrantSeed, Hypervisor, Mfn, PageProt, Pfn, PvVcpuContext, PAGE_SIZE,
 };
 use tracing::{debug, info_span};
 
+use crate::phases::PhaseClock;
+
 use crate::error::BuildError;
-use crate::image::KernelImage;
+use crate::image::{KernelImage, LoadSegment};
 use crate::layout::Layout;
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -175,6 +175,45 @@ fn write_page_tables(layout: &Layout, p2m: &[Mfn], tables: &mut [u8]) {
     }
 }
 
+/// Writes the kernel's loadable segments into `bytes`, the kernel segment's pages, and
+/// zeroes every byte no segment's file data covers.
+fn load_kernel_segments(
+    kernel: &KernelImage<'_>,
+    layout: &Layout,
+    bytes: &mut [u8],
+) -> Result<(), BuildError> {
+    let kernel_vstart = layout.virt_of(layout.kernel.pfn);
+    let virt_offset = kernel
+        .params
+        .virt_base
+        .wrapping_sub(kernel.params.paddr_offset);
+    let mut placed: Vec<(usize, &LoadSegment)> = kernel
+        .segments
+        .iter()
+        .map(|segment| {
+            let va = segment.paddr.wrapping_add(virt_offset);
+            ((va - kernel_vstart) as usize, segment)
+        })
+        .collect();
+    placed.sort_by_key(|&(at, _)| at);
+    let mut written = 0;
+    for (at, segment) in placed {
+        if at > written {
+            bytes[written..at].fill(0);
+        }
+        let end = at + segment.file_size;
+        kernel
+            .read_segment(segment, &mut bytes[at..end])
+            .map_err(|source| BuildError::KernelRead {
+                offset: segment.file_offset,
+                source,
+            })?;
+        written = written.max(end);
+    }
+    bytes[written..].fill(0);
+    Ok(())
+}
+
 fn write_start_info(
     page: &mut [u8],
     spec: &BuildSpec<'_>,
@@ -225,7 +264,7 @@ pub fn build_pv_domain<H: Hypervisor>(
 ) -> Result<BuiltDomain, BuildError> {
     let span = info_span!("build_pv_domain", domid);
     let _entered = span.enter();
-    let started = Instant::now();
+    let mut clock = PhaseClock::start();
     if spec.cmdline.len() >= MAX_GUEST_CMDLINE {
         return Err(BuildError::CmdlineTooLong {
             len: spec.cmdline.len(),
@@ -239,50 +278,39 @@ pub fn build_pv_domain<H: Hypervisor>(
 
     let pfns: Vec<Pfn> = (0..total_pages).map(Pfn).collect();
     let p2m = hv.populate_physmap(domid, &pfns)?;
-    let ms = |at: Instant| at.elapsed().as_millis() as u64;
-    debug!(
-        elapsed_ms = ms(started),
-        pages = total_pages,
-        "memory populated"
-    );
+    clock.lap("populate physmap");
 
-    // Kernel: zero the whole segment (gaps and bss), then copy each segment's file bytes.
+    // Kernel: every byte of its pages written once, with the segments' file bytes or zero
+    // (gaps, bss, the tail of the last page), as libxc's cleared segments end up. Fresh
+    // domain pages are scrubbed by Xen, but not with bootscrub=0 on never-used memory, so
+    // nothing is left as it came.
     {
         let mut map = hv.map_foreign(
             domid,
             &frames(&p2m, layout.kernel.pfns()),
             PageProt::ReadWrite,
         )?;
-        let bytes = map.bytes_mut()?;
-        bytes.fill(0);
-        let kernel_vstart = layout.virt_of(layout.kernel.pfn);
-        let virt_offset = kernel
-            .params
-            .virt_base
-            .wrapping_sub(kernel.params.paddr_offset);
-        for segment in &kernel.segments {
-            let va = segment.paddr.wrapping_add(virt_offset);
-            let at = (va - kernel_vstart) as usize;
-            let data = kernel.segment_bytes(segment);
-            bytes[at..at + data.len()].copy_from_slice(data);
-        }
+        clock.lap("map kernel segment");
+        load_kernel_segments(kernel, &layout, map.bytes_mut()?)?;
+        clock.lap("kernel copied, gaps zeroed");
     }
     if let (Some(segment), Some(ramdisk)) = (layout.ramdisk, ramdisk) {
         let mut map = hv.map_foreign(domid, &frames(&p2m, segment.pfns()), PageProt::ReadWrite)?;
         let bytes = map.bytes_mut()?;
         bytes[..ramdisk.len()].copy_from_slice(ramdisk);
         bytes[ramdisk.len()..].fill(0);
+        clock.lap("map and copy ramdisk");
     }
     {
         let mut map =
             hv.map_foreign(domid, &frames(&p2m, layout.p2m.pfns()), PageProt::ReadWrite)?;
         let bytes = map.bytes_mut()?;
-        bytes.fill(0);
         for (slot, mfn) in bytes.chunks_exact_mut(8).zip(&p2m) {
             slot.copy_from_slice(&mfn.0.to_le_bytes());
         }
+        bytes[p2m.len() * 8..].fill(0);
     }
-    debug!(elapsed_ms = ms(started), "kernel, ramdisk and p2m loaded");
+    clock.lap("p2m list");
     let info = hv.domain_info(domid)?;
     {
         // start_info, xenstore ring, console ring: three consecutive pages.
@@ -298,6 +326,7 @@ pub fn build_pv_domain<H: Hypervisor>(
             info.shared_info_frame,
         );
     }
+    clock.lap("start_info and rings");
     {
         // Page tables and the boot stack page after them; dropped (unmapped) before pinning.
         let pages = layout.page_tables.pfn..layout.boot_stack_pfn + 1;
@@ -306,17 +335,14 @@ pub fn build_pv_domain<H: Hypervisor>(
         bytes.fill(0);
         write_page_tables(&layout, &p2m, bytes);
     }
+    clock.lap("page tables");
     if let Some(hypercall) = kernel.params.virt_hypercall {
         let pfn = (hypercall - layout.virt_base) / PAGE;
         hv.init_hypercall_page(domid, p2m[pfn as usize])?;
     }
     let l4_mfn = p2m[layout.page_tables.pfn as usize];
     hv.pin_l4_table(domid, l4_mfn)?;
-    debug!(
-        elapsed_ms = ms(started),
-        tables = layout.page_tables.pages,
-        "page tables pinned"
-    );
+    clock.lap("hypercall page and pin");
     {
         let mut map = hv.map_foreign(domid, &[info.shared_info_frame], PageProt::ReadWrite)?;
         let bytes = map.bytes_mut()?;
@@ -355,7 +381,12 @@ pub fn build_pv_domain<H: Hypervisor>(
         online: true,
     };
     hv.set_vcpu_context(domid, 0, &context)?;
-    debug!(elapsed_ms = ms(started), "built");
+    clock.lap("shared info, grants, vcpu");
+    debug!(
+        total_ms = clock.total_ms(),
+        tables = layout.page_tables.pages,
+        "built"
+    );
     Ok(BuiltDomain {
         start_info_mfn: p2m[layout.start_info_pfn as usize],
         store_mfn,

@@ -28,6 +28,15 @@ pub enum BuildError {
         /// Its length.
         len: usize,
     },
+    /// Reading a kernel segment into guest memory failed (a kernel file that shrank or
+    /// could not be read after it was parsed).
+    #[error("loading the kernel's segment at file offset {offset:#x} into guest memory: {source}")]
+    KernelRead {
+        /// Where in the ELF file the segment starts.
+        offset: usize,
+        /// The read's error.
+        source: std::io::Error,
+    },
     /// A hypervisor operation failed.
     #[error(transparent)]
     Hypervisor(#[from] hypervisor::Error),

@@ -8,12 +8,14 @@
 //! closed to everyone else (mode 0700): whoever can write it chooses what guests boot, so a
 //! directory that fails that check is not used at all.
 
-use std::fs::{self, DirBuilder};
+use std::fs::{self, DirBuilder, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
+
+use crate::image::{ImageError, KernelImage};
 
 /// Where `xm create` keeps decompressed kernels unless told otherwise.
 pub const DEFAULT_DIR: &str = "/var/cache/xm-rs/kernels";
@@ -39,22 +41,35 @@ impl CacheOutcome {
     }
 }
 
-/// Kernel bytes, and where they came from.
+/// Where a loaded kernel's bytes are.
+#[derive(Debug)]
+pub enum KernelSource {
+    /// A cache entry (a decompressed ELF), opened: it is parsed with positioned reads and
+    /// its segments go straight into guest memory, so tens of MiB are never copied into
+    /// this process first.
+    Cached(File),
+    /// The kernel file as it is on disk.
+    Original(Vec<u8>),
+}
+
+/// A kernel, and where it came from.
+#[derive(Debug)]
 pub struct LoadedKernel {
-    /// The decompressed ELF on a hit, else the file as it is on disk.
-    pub bytes: Vec<u8>,
+    /// The cache entry on a hit, else the kernel file's bytes.
+    pub source: KernelSource,
     pub outcome: CacheOutcome,
     /// The entry to fill after a miss.
     entry: Option<PathBuf>,
 }
 
-impl std::fmt::Debug for LoadedKernel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedKernel")
-            .field("bytes", &self.bytes.len())
-            .field("outcome", &self.outcome)
-            .field("entry", &self.entry)
-            .finish()
+impl LoadedKernel {
+    /// Parses the kernel: the cached ELF in place, or the file's bytes (an ELF, or a bzImage
+    /// whose payload may decompress to at most `max_decompressed` bytes).
+    pub fn parse(&self, max_decompressed: usize) -> Result<KernelImage<'_>, ImageError> {
+        match &self.source {
+            KernelSource::Cached(file) => KernelImage::parse_elf_file(file),
+            KernelSource::Original(bytes) => KernelImage::parse(bytes, max_decompressed),
+        }
     }
 }
 
@@ -90,16 +105,16 @@ impl KernelCache {
     pub fn load(cache: Option<&KernelCache>, path: &Path) -> io::Result<LoadedKernel> {
         let entry = cache.and_then(|c| c.entry_for(path));
         if let Some(entry) = &entry {
-            match fs::read(entry) {
-                Ok(bytes) if crate::image::elf::has_elf_magic(&bytes) => {
+            match open_elf(entry) {
+                Ok(Some(file)) => {
                     debug!(entry = %entry.display(), "kernel cache hit");
                     return Ok(LoadedKernel {
-                        bytes,
+                        source: KernelSource::Cached(file),
                         outcome: CacheOutcome::Hit,
                         entry: None,
                     });
                 }
-                Ok(_) => {
+                Ok(None) => {
                     warn!(entry = %entry.display(), "kernel cache entry is not an ELF; ignoring it");
                     let _ = fs::remove_file(entry);
                 }
@@ -113,7 +128,7 @@ impl KernelCache {
             CacheOutcome::Off
         };
         Ok(LoadedKernel {
-            bytes: fs::read(path)?,
+            source: KernelSource::Original(fs::read(path)?),
             outcome,
             entry,
         })
@@ -197,6 +212,18 @@ impl KernelCache {
     }
 }
 
+/// Opens a cache entry; `None` when it does not start like an ELF file.
+fn open_elf(entry: &Path) -> io::Result<Option<File>> {
+    let file = File::open(entry)?;
+    let mut magic = [0u8; 4];
+    match file.read_exact_at(&mut magic, 0) {
+        Ok(()) if crate::image::elf::has_elf_magic(&magic) => Ok(Some(file)),
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The effective uid, from procfs (this crate has no unsafe and no libc).
 fn effective_uid() -> u32 {
     fs::read_to_string("/proc/self/status")
@@ -227,6 +254,18 @@ mod tests {
 
     const ELF: &[u8] = b"\x7fELF\x02\x01\x01 decompressed";
 
+    /// What a load holds: the cache entry's bytes on a hit, else the file's.
+    fn contents(loaded: &LoadedKernel) -> Vec<u8> {
+        match &loaded.source {
+            KernelSource::Original(bytes) => bytes.clone(),
+            KernelSource::Cached(file) => {
+                let mut bytes = vec![0; file.metadata().unwrap().len() as usize];
+                file.read_exact_at(&mut bytes, 0).unwrap();
+                bytes
+            }
+        }
+    }
+
     #[test]
     fn a_miss_reads_the_file_and_the_stored_entry_is_hit_next_time() {
         let root = scratch("hit");
@@ -235,11 +274,11 @@ mod tests {
         let cache = KernelCache::new(root.join("cache"));
         let first = KernelCache::load(Some(&cache), &kernel).unwrap();
         assert_eq!(first.outcome, CacheOutcome::Miss);
-        assert_eq!(first.bytes, b"compressed bzImage");
+        assert_eq!(contents(&first), b"compressed bzImage");
         cache.store(&first, ELF);
         let second = KernelCache::load(Some(&cache), &kernel).unwrap();
         assert_eq!(second.outcome, CacheOutcome::Hit);
-        assert_eq!(second.bytes, ELF);
+        assert_eq!(contents(&second), ELF);
         let mode = fs::metadata(cache.dir()).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }
@@ -257,7 +296,7 @@ mod tests {
         fs::write(&kernel, b"the new kernel").unwrap();
         let again = KernelCache::load(Some(&cache), &kernel).unwrap();
         assert_eq!(again.outcome, CacheOutcome::Miss);
-        assert_eq!(again.bytes, b"the new kernel");
+        assert_eq!(contents(&again), b"the new kernel");
     }
 
     #[test]
@@ -271,7 +310,7 @@ mod tests {
         fs::write(&kernel, b"k").unwrap();
         let loaded = KernelCache::load(Some(&KernelCache::new(&dir)), &kernel).unwrap();
         assert_eq!(loaded.outcome, CacheOutcome::Off);
-        assert_eq!(loaded.bytes, b"k");
+        assert_eq!(contents(&loaded), b"k");
     }
 
     #[test]
@@ -284,7 +323,7 @@ mod tests {
         cache.store(&first, b"not an elf at all");
         let again = KernelCache::load(Some(&cache), &kernel).unwrap();
         assert_eq!(again.outcome, CacheOutcome::Miss);
-        assert_eq!(again.bytes, b"bz");
+        assert_eq!(contents(&again), b"bz");
     }
 
     #[test]
@@ -312,6 +351,6 @@ mod tests {
         fs::write(&kernel, b"plain").unwrap();
         let loaded = KernelCache::load(None, &kernel).unwrap();
         assert_eq!(loaded.outcome, CacheOutcome::Off);
-        assert_eq!(loaded.bytes, b"plain");
+        assert_eq!(contents(&loaded), b"plain");
     }
 }

@@ -11,10 +11,15 @@ pub mod error;
 pub mod image;
 pub mod kernel_cache;
 pub mod layout;
+pub mod phases;
 
-pub use boot::{create_pv_domain, CreatedDomain, PvDomainSpec};
+pub use boot::{
+    build_prepared_domain, create_pv_domain, prepare_pv_domain, CreatedDomain, PreparedDomain,
+    PvDomainSpec,
+};
 pub use build::{build_pv_domain, BuildSpec, BuiltDomain};
 pub use error::BuildError;
 pub use image::{Compression, ImageError, KernelImage};
-pub use kernel_cache::{CacheOutcome, KernelCache, LoadedKernel};
+pub use kernel_cache::{CacheOutcome, KernelCache, KernelSource, LoadedKernel};
 pub use layout::Layout;
+pub use phases::PhaseClock;

@@ -83,7 +83,7 @@ fn bzimage_payloads_in_every_debian_compression_yield_the_same_kernel() {
             KernelImage::parse(&image, LIMIT).unwrap_or_else(|e| panic!("{format} bzImage: {e}"));
         assert_eq!(kernel.compression, Some(format));
         assert!(
-            kernel.elf_bytes() == &elf[..],
+            kernel.elf_bytes() == Some(&elf[..]),
             "{format}: decompressed ELF differs"
         );
         assert_eq!(kernel.segments, bare.segments, "{format}");
@@ -272,4 +272,69 @@ fn the_debian_bzimage_builds_when_available() {
     assert!(entry_page.writable);
     let magic = w.read(ctx.rsi, 14);
     assert_eq!(&magic, b"xen-3.0-x86_64");
+}
+
+/// A scratch file holding `bytes`, removed when dropped.
+struct ScratchFile(PathBuf);
+
+impl ScratchFile {
+    fn new(tag: &str, bytes: &[u8]) -> ScratchFile {
+        let path = std::env::temp_dir().join(format!(
+            "domain-builder-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, bytes).expect("scratch file written");
+        ScratchFile(path)
+    }
+
+    fn open(&self) -> std::fs::File {
+        std::fs::File::open(&self.0).expect("scratch file opens")
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn an_elf_parsed_in_its_file_matches_the_same_bytes_parsed_in_memory() {
+    for declare in [Declare::Notes, Declare::LegacySection] {
+        let elf = synthetic_kernel(&default_segments(), declare);
+        let in_memory = KernelImage::parse(&elf, LIMIT).expect("parse");
+        let scratch = ScratchFile::new("same", &elf);
+        let file = scratch.open();
+        let in_file = KernelImage::parse_elf_file(&file).expect("parse the file");
+        assert_eq!(in_file.params, in_memory.params);
+        assert_eq!(in_file.segments, in_memory.segments);
+        assert_eq!(
+            in_file.elf_bytes(),
+            None,
+            "the file is not read into memory"
+        );
+        for segment in &in_file.segments {
+            let mut from_file = vec![0; segment.file_size];
+            let mut from_memory = vec![0; segment.file_size];
+            in_file.read_segment(segment, &mut from_file).expect("read");
+            in_memory
+                .read_segment(segment, &mut from_memory)
+                .expect("copy");
+            assert_eq!(from_file, from_memory);
+        }
+    }
+}
+
+#[test]
+fn a_truncated_elf_file_fails_like_truncated_bytes() {
+    let elf = elf();
+    for cut in [10, 63, 64 + 56, elf.len() / 2, elf.len() - 1] {
+        let scratch = ScratchFile::new("cut", &elf[..cut]);
+        let file = scratch.open();
+        let from_file = KernelImage::parse_elf_file(&file).map(|k| k.params);
+        let from_memory = KernelImage::parse(&elf[..cut], LIMIT).map(|k| k.params);
+        assert_eq!(from_file, from_memory, "cut at {cut}");
+        assert!(from_file.is_err(), "cut at {cut} parses");
+    }
 }

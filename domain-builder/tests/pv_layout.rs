@@ -21,7 +21,24 @@ struct Booted {
 }
 
 fn boot(declare: Declare, ramdisk_len: usize) -> Booted {
-    let sim = SimHypervisor::new();
+    boot_on(SimHypervisor::new(), declare, ramdisk_len)
+}
+
+/// The spec every test here builds, for `kernel` without a ramdisk.
+fn spec<'a>(kernel: &'a KernelImage<'a>) -> PvDomainSpec<'a> {
+    PvDomainSpec {
+        handle: [9; 16],
+        vcpus: 1,
+        memory_kib: MEMORY_KIB,
+        kernel,
+        ramdisk: None,
+        cmdline: CMDLINE,
+        store_domid: 0,
+        console_domid: 0,
+    }
+}
+
+fn boot_on(sim: SimHypervisor, declare: Declare, ramdisk_len: usize) -> Booted {
     let kernel_elf = synthetic_kernel(&default_segments(), declare);
     let kernel = KernelImage::parse(&kernel_elf, 1 << 20).expect("synthetic kernel parses");
     let ramdisk: Vec<u8> = (0..ramdisk_len).map(|i| (i % 251) as u8).collect();
@@ -216,6 +233,27 @@ fn kernel_segments_are_loaded_at_their_virtual_addresses_with_bss_zeroed() {
             "bss of segment at {va:#x} is zero"
         );
     }
+}
+
+#[test]
+fn nothing_from_the_kernel_to_the_boot_stack_is_left_as_xen_handed_it_out() {
+    // Frames full of 0xc2 (the synthetic kernel's bytes are all odd, the ramdisk's are
+    // i % 251): what a host booted with bootscrub=0 may hand out.
+    let sim = SimHypervisor::new();
+    sim.hand_out_unscrubbed_frames(0xc2);
+    let b = boot_on(sim, Declare::Notes, 12_345);
+    let w = walker(&b);
+    let stack_top = b.sim.domain_state(b.domid).expect("domain").vcpu_contexts[&0].rsp;
+    let kernel_start = VIRT_BASE + KERNEL_PADDR;
+    let region = w.read(kernel_start, (stack_top - kernel_start) as usize);
+    let leftover = region
+        .chunks_exact(8)
+        .position(|word| word.iter().all(|b| *b == 0xc2));
+    assert_eq!(
+        leftover.map(|i| format!("{:#x}", kernel_start + 8 * i as u64)),
+        None,
+        "unwritten bytes left in the boot region"
+    );
 }
 
 #[test]
@@ -430,4 +468,58 @@ fn a_region_crossing_512_gib_and_1_gib_boundaries_gets_a_table_per_span() {
     );
     assert_eq!(va % (4 << 20), 0);
     assert_eq!(w.read(si.mod_start + (3 << 20) - 1, 1), vec![7]);
+}
+
+#[test]
+fn a_kernel_read_from_its_file_loads_the_same_bytes_as_from_memory() {
+    let elf = synthetic_kernel(&default_segments(), Declare::Notes);
+    let path = std::env::temp_dir().join(format!("pv-layout-kernel-{}", std::process::id()));
+    std::fs::write(&path, &elf).expect("kernel written");
+    let file = std::fs::File::open(&path).expect("kernel opens");
+    let from_file = KernelImage::parse_elf_file(&file).expect("kernel parses");
+    let sim = SimHypervisor::new();
+    sim.hand_out_unscrubbed_frames(0xc2);
+    let built = create_pv_domain(&sim, &spec(&from_file)).expect("guest builds");
+    let reference = boot(Declare::Notes, 0);
+    let _ = std::fs::remove_file(&path);
+
+    let w = Walker {
+        sim: &sim,
+        cr3: sim.domain_state(built.domid).expect("domain").vcpu_contexts[&0]
+            .cr3
+            .0,
+    };
+    let kernel_start = VIRT_BASE + KERNEL_PADDR;
+    let kernel_len = (from_file.params.virt_kend - kernel_start) as usize;
+    assert_eq!(
+        w.read(kernel_start, kernel_len),
+        walker(&reference).read(kernel_start, kernel_len)
+    );
+}
+
+#[test]
+fn a_kernel_file_cut_short_after_parsing_fails_the_build_and_leaves_no_domain() {
+    let elf = synthetic_kernel(&default_segments(), Declare::Notes);
+    let path = std::env::temp_dir().join(format!("pv-layout-cut-{}", std::process::id()));
+    std::fs::write(&path, &elf).expect("kernel written");
+    let file = std::fs::File::open(&path).expect("kernel opens");
+    let kernel = KernelImage::parse_elf_file(&file).expect("kernel parses");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(0x200))
+        .expect("kernel truncated");
+    let sim = SimHypervisor::new();
+    let err = create_pv_domain(&sim, &spec(&kernel)).expect_err("the build fails");
+    let _ = std::fs::remove_file(&path);
+    assert!(matches!(err, BuildError::KernelRead { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("loading the kernel's segment"),
+        "{err}"
+    );
+    assert_eq!(
+        sim.list_domains().expect("list").len(),
+        1,
+        "only dom0 is left"
+    );
 }

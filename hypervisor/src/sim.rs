@@ -98,6 +98,9 @@ struct SimState {
     frames_handed_out: u64,
     console: String,
     scheduler: Scheduler,
+    /// What new frames hold: 0, as Xen's scrubbing leaves them, unless a test asks for
+    /// the leftovers a host booted with bootscrub=0 can hand out.
+    fresh_frame_fill: u8,
 }
 
 impl SimState {
@@ -109,7 +112,7 @@ impl SimState {
             mfn,
             Frame {
                 owner,
-                data: vec![0u8; PAGE_SIZE].into_boxed_slice(),
+                data: vec![self.fresh_frame_fill; PAGE_SIZE].into_boxed_slice(),
                 writable_maps: 0,
             },
         );
@@ -227,29 +230,14 @@ pub struct SimHypervisor {
     state: Arc<Mutex<SimState>>,
 }
 
-impl Default for SimHypervisor {
-    fn default() -> Self {
-        SimHypervisor::new()
-    }
-}
-
-impl SimHypervisor {
-    /// A host with only dom0 running.
-    pub fn new() -> SimHypervisor {
-        let mut state = SimState {
-            domains: BTreeMap::new(),
-            frames: HashMap::new(),
-            next_domid: 1,
-            frames_handed_out: 0,
-            console: String::new(),
-            scheduler: Scheduler::Credit,
-        };
-        let shared_info = state.alloc_frame(0);
-        let dom0 = SimDomainState {
-            config: DomainConfig::pv([0; 16], 1),
-            paused: false,
+impl SimDomainState {
+    /// A domain as the hypervisor has just made it: nothing populated, set or bound yet.
+    fn fresh(config: DomainConfig, paused: bool, shared_info: Mfn) -> SimDomainState {
+        SimDomainState {
+            max_vcpus: config.max_vcpus,
+            config,
+            paused,
             shutdown: None,
-            max_vcpus: 1,
             max_memory_kib: None,
             memmap_limit_kib: None,
             p2m: BTreeMap::new(),
@@ -267,7 +255,30 @@ impl SimHypervisor {
                 cap: 0,
             },
             vcpu_time_ns: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for SimHypervisor {
+    fn default() -> Self {
+        SimHypervisor::new()
+    }
+}
+
+impl SimHypervisor {
+    /// A host with only dom0 running.
+    pub fn new() -> SimHypervisor {
+        let mut state = SimState {
+            domains: BTreeMap::new(),
+            frames: HashMap::new(),
+            next_domid: 1,
+            frames_handed_out: 0,
+            console: String::new(),
+            scheduler: Scheduler::Credit,
+            fresh_frame_fill: 0,
         };
+        let shared_info = state.alloc_frame(0);
+        let dom0 = SimDomainState::fresh(DomainConfig::pv([0; 16], 1), false, shared_info);
         state.domains.insert(
             0,
             SimDomain {
@@ -278,6 +289,13 @@ impl SimHypervisor {
         SimHypervisor {
             state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// From now on, frames handed out (populate physmap, new domains) are filled with
+    /// `byte` instead of zeros: memory Xen never scrubbed (bootscrub=0), for checking that a
+    /// builder leaves no such leftovers where the guest expects its own data or zeros.
+    pub fn hand_out_unscrubbed_frames(&self, byte: u8) {
+        self.lock().fresh_frame_fill = byte;
     }
 
     fn lock(&self) -> MutexGuard<'_, SimState> {
@@ -503,29 +521,7 @@ impl Hypervisor for SimHypervisor {
         let domid = state.next_domid;
         state.next_domid += 1;
         let shared_info = state.alloc_frame(domid);
-        let domain = SimDomainState {
-            config: config.clone(),
-            paused: true,
-            shutdown: None,
-            max_vcpus: config.max_vcpus,
-            max_memory_kib: None,
-            memmap_limit_kib: None,
-            p2m: BTreeMap::new(),
-            pinned_l4: None,
-            hypercall_page: None,
-            vcpu_contexts: BTreeMap::new(),
-            unbound_evtchns: Vec::new(),
-            bound_evtchns: BTreeMap::new(),
-            notifications: BTreeMap::new(),
-            grant_entries: BTreeMap::new(),
-            shared_info,
-            affinity: BTreeMap::new(),
-            credit: CreditParams {
-                weight: DEFAULT_CREDIT_WEIGHT,
-                cap: 0,
-            },
-            vcpu_time_ns: BTreeMap::new(),
-        };
+        let domain = SimDomainState::fresh(config.clone(), true, shared_info);
         state.domains.insert(
             domid,
             SimDomain {

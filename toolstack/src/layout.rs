@@ -461,6 +461,19 @@ mod tests {
         }
     }
 
+    /// vif 0 on xenbr0 with nothing optional set.
+    fn plain_vif() -> VifRecord<'static> {
+        VifRecord {
+            devid: 0,
+            mac: "00:16:3e:00:00:01",
+            bridge: "xenbr0",
+            script: None,
+            ip: None,
+            vifname: None,
+            rate: None,
+        }
+    }
+
     fn value<'a>(l: &'a Layout, path: &str) -> &'a str {
         &l.get(path)
             .unwrap_or_else(|| panic!("{path} missing"))
@@ -556,19 +569,7 @@ mod tests {
                 ring_mfn: 514050,
             },
         );
-        vif_layout(
-            &mut l,
-            1,
-            &VifRecord {
-                devid: 0,
-                mac: "00:16:3e:00:00:01",
-                bridge: "xenbr0",
-                script: None,
-                ip: None,
-                vifname: None,
-                rate: None,
-            },
-        );
+        vif_layout(&mut l, 1, &plain_vif());
         for (i, e) in l.entries.iter().enumerate() {
             let parent = &e.path[..e.path.rfind('/').unwrap_or(0)];
             let later = l.entries[i + 1..].iter().any(|p| p.path == parent);
@@ -646,19 +647,7 @@ mod tests {
     #[test]
     fn vif_without_script_is_marked_connected_by_us() {
         let mut l = Layout::default();
-        vif_layout(
-            &mut l,
-            1,
-            &VifRecord {
-                devid: 0,
-                mac: "00:16:3e:00:00:01",
-                bridge: "xenbr0",
-                script: None,
-                ip: None,
-                vifname: None,
-                rate: None,
-            },
-        );
+        vif_layout(&mut l, 1, &plain_vif());
         let fe = "/local/domain/1/device/vif/0";
         let be = "/local/domain/0/backend/vif/1/0";
         assert_eq!(value(&l, &format!("{fe}/mac")), "00:16:3e:00:00:01");

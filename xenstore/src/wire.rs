@@ -575,18 +575,19 @@ pub fn check_path_syntax(path: &[u8], allow_special: bool) -> Result<(), PathErr
     if path.is_empty() {
         return Err(PathError::Empty);
     }
-    let text = String::from_utf8_lossy(path).into_owned();
+    // The text for the error is built only on failure: this runs for every request.
+    let text = || String::from_utf8_lossy(path).into_owned();
     if !path
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b"-/_@".contains(&b))
     {
-        return Err(PathError::BadCharacter(text));
+        return Err(PathError::BadCharacter(text()));
     }
     if path[0] == b'@' && !allow_special {
-        return Err(PathError::BadCharacter(text));
+        return Err(PathError::BadCharacter(text()));
     }
     if (path.len() > 1 && path.ends_with(b"/")) || path.windows(2).any(|w| w == b"//") {
-        return Err(PathError::EmptyComponent(text));
+        return Err(PathError::EmptyComponent(text()));
     }
     let max = if path[0] == b'/' || path[0] == b'@' {
         ABS_PATH_MAX

@@ -550,3 +550,50 @@ fn very_deep_and_long_paths_are_bounded() {
     );
     assert_eq!(s.events_of(dom0, "deep"), ["/d", "/d"]);
 }
+
+#[test]
+fn updating_an_existing_node_checks_permissions_generation_and_watch_visibility() {
+    let mut s = Store::new(Quotas::default());
+    let dom0 = s.core.add_connection(ConnKind::Socket);
+    let guest = s.guest(dom0, 5);
+    s.req(dom0, MsgType::Write, &[b"/shared/v", b"a"]).unwrap();
+    s.req(dom0, MsgType::SetPerms, &[b"/shared/v", b"n0", b"r5"])
+        .unwrap();
+    s.req(guest, MsgType::Watch, &[b"/shared/v", b"w"]).unwrap();
+    assert_eq!(
+        s.req(guest, MsgType::Write, &[b"/shared/v", b"evil"]),
+        Err(Errno::Eacces),
+        "read-only node overwritten"
+    );
+    assert_eq!(
+        s.req(guest, MsgType::Read, &[b"/shared/v"]),
+        Ok(b"a".to_vec())
+    );
+    s.req(dom0, MsgType::Write, &[b"/shared/v", b"b"]).unwrap();
+    // A transaction that read the node conflicts with the update made outside it.
+    let tx = s.req(guest, MsgType::TransactionStart, &[b""]).unwrap();
+    let tx: u32 = String::from_utf8_lossy(&tx)
+        .trim_end_matches('\0')
+        .parse()
+        .unwrap();
+    assert_eq!(
+        s.req_tx(guest, MsgType::Read, tx, &[b"/shared/v"]),
+        Ok(b"b".to_vec())
+    );
+    s.req(dom0, MsgType::Write, &[b"/shared/v", b"c"]).unwrap();
+    assert_eq!(
+        s.req_tx(guest, MsgType::TransactionEnd, tx, &[b"T"]),
+        Err(Errno::Eagain),
+        "update did not change the node's generation"
+    );
+    // Once the node is unreadable for the guest, its updates are no longer shown to it.
+    s.req(dom0, MsgType::SetPerms, &[b"/shared/v", b"n0"])
+        .unwrap();
+    s.req(dom0, MsgType::Write, &[b"/shared/v", b"secret"])
+        .unwrap();
+    assert_eq!(
+        s.events_of(guest, "w"),
+        ["/shared/v", "/shared/v", "/shared/v", "/shared/v"],
+        "registration, two readable updates and the permission change; not the secret write"
+    );
+}

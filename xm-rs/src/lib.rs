@@ -8,3 +8,5 @@ pub mod daemon;
 pub mod managed;
 pub mod ops;
 pub mod state;
+#[cfg(test)]
+mod test_support;

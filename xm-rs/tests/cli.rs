@@ -163,6 +163,32 @@ fn dry_run_prints_a_human_summary_by_default() {
     );
 }
 
+/// `xm create -n vm.cfg | head -0`: the reader is gone before xm writes (EPIPE).
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_with_success() {
+    for args in [
+        vec![
+            "create",
+            "-n",
+            "-q",
+            seed_config().to_str().unwrap_or_default(),
+        ],
+        vec!["generate", "completion", "bash"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap_or_else(|e| panic!("pipe: {e}"));
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_xm"))
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run xm: {e}"));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}
+
 #[test]
 fn create_without_xen_fails_naming_what_is_missing() {
     // host tests run without Xen: the real create must stop at the control interface

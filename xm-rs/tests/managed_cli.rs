@@ -91,3 +91,18 @@ fn autostart_names_a_config_that_does_not_load_and_exits_1() {
     assert!(!err.contains(".hidden"), "{err}");
     assert!(out.stdout.is_empty(), "--quiet prints only failures");
 }
+
+#[test]
+fn autostart_removes_the_host_stopping_mark_of_a_previous_stop() {
+    let state = scratch("host-stopping");
+    let mark = state.join("host-stopping");
+    std::fs::write(&mark, "\n").expect("mark written");
+    let out = Command::new(env!("CARGO_BIN_EXE_xm"))
+        .args(["autostart", "--quiet", "--dir", "/nonexistent/xen/auto"])
+        .env_remove("RUST_LOG")
+        .env("XM_STATE_DIR", &state)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run xm: {e}"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!mark.exists(), "the daemon would still restart no guest");
+}

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use domain_builder::{create_pv_domain, CreatedDomain, KernelCache, KernelImage, PvDomainSpec};
+use domain_builder::{create_pv_domain, CreatedDomain, KernelCache, PvDomainSpec};
 use hypervisor::{DomId, Hypervisor, XenHypervisor};
 use toolstack::layout::{console_layout, domain_layout, ConsoleRecord, DomainRecord};
 use tracing::{debug, info, warn};
@@ -196,18 +196,17 @@ fn create(args: &CreateArgs) -> Result<(), PvBootError> {
             path: args.kernel.clone(),
             source,
         })?;
-    let kernel_bytes = &loaded.bytes;
     let ramdisk = args.ramdisk.as_ref().map(read_file).transpose()?;
-    let kernel = KernelImage::parse(kernel_bytes, MAX_KERNEL_BYTES).map_err(|source| {
-        PvBootError::Image {
+    let kernel = loaded
+        .parse(MAX_KERNEL_BYTES)
+        .map_err(|source| PvBootError::Image {
             path: args.kernel.clone(),
             source,
-        }
-    })?;
+        })?;
     let parsed = started.elapsed();
     debug!(
         parse_ms = parsed.as_millis() as u64,
-        elf_bytes = kernel.elf_bytes().len(),
+        elf_bytes = kernel.elf_bytes().map_or(0, <[u8]>::len),
         "kernel read and decompressed"
     );
     info!(compression = ?kernel.compression, entry = format_args!("{:#x}", kernel.params.virt_entry), "kernel parsed");
@@ -261,8 +260,8 @@ fn create(args: &CreateArgs) -> Result<(), PvBootError> {
         created.built.console_mfn.0,
     );
     // After the guest runs, so filling the cache never delays a boot.
-    if let (Some(cache), Some(_)) = (&cache, kernel.compression) {
-        cache.store(&loaded, kernel.elf_bytes());
+    if let (Some(cache), Some(_), Some(elf)) = (&cache, kernel.compression, kernel.elf_bytes()) {
+        cache.store(&loaded, elf);
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! A minimal, bounds-checked ELF64 little-endian x86_64 reader: program headers, note
 //! segments and sections, and section names (for the legacy `__xen_guest` section).
 
+use std::borrow::Cow;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
 use super::ImageError;
 
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
@@ -32,51 +36,131 @@ pub struct LoadSegment {
 }
 
 /// One ELF note.
-#[derive(Clone, Copy, Debug)]
-pub struct Note<'a> {
+#[derive(Clone, Debug)]
+pub struct Note {
     /// Owner name, without the NUL.
-    pub name: &'a [u8],
+    pub name: Vec<u8>,
     /// Note type.
     pub kind: u32,
     /// Descriptor bytes.
-    pub desc: &'a [u8],
+    pub desc: Vec<u8>,
 }
 
 /// What the builder needs from an ELF64 file.
 #[derive(Debug)]
-pub struct Elf64<'a> {
+pub struct Elf64 {
     /// `e_entry`.
     pub entry: u64,
     /// PT_LOAD segments.
     pub load_segments: Vec<LoadSegment>,
     /// Notes from PT_NOTE segments.
-    pub segment_notes: Vec<Note<'a>>,
+    pub segment_notes: Vec<Note>,
     /// Notes from SHT_NOTE sections (used when no segment carries them).
-    pub section_notes: Vec<Note<'a>>,
+    pub section_notes: Vec<Note>,
     /// Contents of the `__xen_guest` section, if any.
-    pub xen_guest_section: Option<&'a [u8]>,
+    pub xen_guest_section: Option<Vec<u8>>,
 }
 
 pub fn has_elf_magic(bytes: &[u8]) -> bool {
     bytes.starts_with(ELF_MAGIC)
 }
 
-fn slice<'a>(
-    bytes: &'a [u8],
+/// Where an ELF file's bytes come from: memory, or a file read piece by piece.
+pub trait ElfSource {
+    /// Length of the file in bytes.
+    fn size(&self) -> usize;
+
+    /// The bytes `[offset, offset + len)`, which must lie inside the file.
+    fn read(&self, offset: u64, len: u64, what: &'static str) -> Result<Cow<'_, [u8]>, ImageError>;
+
+    /// Fails unless `[offset, offset + len)` lies inside the file.
+    fn check(&self, offset: u64, len: u64, what: &'static str) -> Result<(), ImageError> {
+        file_range(self.size(), offset, len, what).map(drop)
+    }
+}
+
+/// `[offset, offset + len)` as indices into a `size`-byte file, or where it overruns.
+fn file_range(
+    size: usize,
     offset: u64,
     len: u64,
     what: &'static str,
-) -> Result<&'a [u8], ImageError> {
+) -> Result<std::ops::Range<usize>, ImageError> {
     let oob = || ImageError::OutOfBounds {
         what,
         offset,
         len,
-        size: bytes.len(),
+        size,
     };
     let start = usize::try_from(offset).map_err(|_| oob())?;
     let len_usize = usize::try_from(len).map_err(|_| oob())?;
     let end = start.checked_add(len_usize).ok_or_else(oob)?;
-    bytes.get(start..end).ok_or_else(oob)
+    if end > size {
+        return Err(oob());
+    }
+    Ok(start..end)
+}
+
+impl ElfSource for [u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn read(&self, offset: u64, len: u64, what: &'static str) -> Result<Cow<'_, [u8]>, ImageError> {
+        Ok(Cow::Borrowed(
+            &self[file_range(self.len(), offset, len, what)?],
+        ))
+    }
+}
+
+/// An ELF file on disk, read with positioned reads (its loadable segments can then go
+/// straight from the file into guest memory, never through a buffer of their own).
+#[derive(Debug)]
+pub struct ElfFile<'a> {
+    file: &'a File,
+    size: usize,
+}
+
+/// Most bytes one header, note or section read takes from an [`ElfFile`]: kernels' are a
+/// few KiB; a file claiming more is not loaded into memory for it.
+const MAX_METADATA_READ: u64 = 16 << 20;
+
+impl<'a> ElfFile<'a> {
+    /// The file, whose current length is taken as its size.
+    pub fn new(file: &'a File) -> Result<ElfFile<'a>, ImageError> {
+        let size = file
+            .metadata()
+            .map_err(|e| ImageError::Read(e.to_string()))?
+            .len();
+        let size = usize::try_from(size)
+            .map_err(|_| ImageError::Read(format!("{size} bytes is too large")))?;
+        Ok(ElfFile { file, size })
+    }
+
+    /// Copies `dest.len()` bytes from `offset` into `dest`.
+    pub fn read_into(&self, offset: u64, dest: &mut [u8]) -> std::io::Result<()> {
+        self.file.read_exact_at(dest, offset)
+    }
+}
+
+impl ElfSource for ElfFile<'_> {
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn read(&self, offset: u64, len: u64, what: &'static str) -> Result<Cow<'_, [u8]>, ImageError> {
+        let range = file_range(self.size, offset, len, what)?;
+        if len > MAX_METADATA_READ {
+            return Err(ImageError::BadElf(format!(
+                "{what} at offset {offset:#x} is {len:#x} bytes long, more than any kernel's"
+            )));
+        }
+        let mut bytes = vec![0u8; range.len()];
+        self.file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| ImageError::Read(format!("{what} at offset {offset:#x}: {e}")))?;
+        Ok(Cow::Owned(bytes))
+    }
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -94,7 +178,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Splits a note area into notes; stops with an error at the first malformed one.
-fn parse_notes(area: &[u8]) -> Result<Vec<Note<'_>>, ImageError> {
+fn parse_notes(area: &[u8]) -> Result<Vec<Note>, ImageError> {
     let mut notes = Vec::new();
     let mut at = 0usize;
     let pad4 = |n: usize| n.checked_add(3).map(|v| v & !3);
@@ -119,18 +203,26 @@ fn parse_notes(area: &[u8]) -> Result<Vec<Note<'_>>, ImageError> {
             name = rest;
         }
         notes.push(Note {
-            name,
+            name: name.to_vec(),
             kind,
-            desc: &area[desc_start..desc_end],
+            desc: area[desc_start..desc_end].to_vec(),
         });
         at = next;
     }
     Ok(notes)
 }
 
-impl<'a> Elf64<'a> {
-    pub fn parse(bytes: &'a [u8]) -> Result<Elf64<'a>, ImageError> {
-        let ehdr = slice(bytes, 0, EHDR_SIZE as u64, "ELF header")?;
+impl Elf64 {
+    /// Parses an ELF file held in memory.
+    pub fn parse(bytes: &[u8]) -> Result<Elf64, ImageError> {
+        Elf64::parse_from(bytes)
+    }
+
+    /// Parses an ELF file through `source`, reading its headers, notes and sections but not
+    /// its loadable segments (only checked to lie inside the file).
+    pub fn parse_from<S: ElfSource + ?Sized>(source: &S) -> Result<Elf64, ImageError> {
+        let ehdr = source.read(0, EHDR_SIZE as u64, "ELF header")?;
+        let ehdr = &ehdr[..];
         if !has_elf_magic(ehdr) {
             return Err(ImageError::BadElf("no ELF magic".into()));
         }
@@ -169,7 +261,7 @@ impl<'a> Elf64<'a> {
             section_notes: Vec::new(),
             xen_guest_section: None,
         };
-        let phdrs = slice(bytes, phoff, (phentsize * phnum) as u64, "program headers")?;
+        let phdrs = source.read(phoff, (phentsize * phnum) as u64, "program headers")?;
         for index in 0..phnum {
             let ph = &phdrs[index * phentsize..index * phentsize + PHDR_SIZE];
             let p_type = u32_at(ph, 0);
@@ -180,7 +272,7 @@ impl<'a> Elf64<'a> {
             let memsz = u64_at(ph, 40);
             match p_type {
                 PT_LOAD => {
-                    slice(bytes, offset, filesz, "loadable segment")?;
+                    source.check(offset, filesz, "loadable segment")?;
                     if memsz < filesz {
                         return Err(ImageError::BadElf(format!(
                             "segment {index} is smaller in memory ({memsz:#x}) than in the file ({filesz:#x})"
@@ -200,8 +292,8 @@ impl<'a> Elf64<'a> {
                     });
                 }
                 PT_NOTE => {
-                    let area = slice(bytes, offset, filesz, "note segment")?;
-                    elf.segment_notes.extend(parse_notes(area)?);
+                    let area = source.read(offset, filesz, "note segment")?;
+                    elf.segment_notes.extend(parse_notes(&area)?);
                 }
                 _ => {}
             }
@@ -216,16 +308,11 @@ impl<'a> Elf64<'a> {
                     "section header table of {shnum} entries of {shentsize} bytes is malformed"
                 )));
             }
-            let shdrs = slice(bytes, shoff, (shentsize * shnum) as u64, "section headers")?;
+            let shdrs = source.read(shoff, (shentsize * shnum) as u64, "section headers")?;
             let section = |i: usize| &shdrs[i * shentsize..i * shentsize + SHDR_SIZE];
             let names = if shstrndx < shnum {
                 let sh = section(shstrndx);
-                Some(slice(
-                    bytes,
-                    u64_at(sh, 24),
-                    u64_at(sh, 32),
-                    "section name table",
-                )?)
+                Some(source.read(u64_at(sh, 24), u64_at(sh, 32), "section name table")?)
             } else {
                 None
             };
@@ -236,15 +323,19 @@ impl<'a> Elf64<'a> {
                 let offset = u64_at(sh, 24);
                 let size = u64_at(sh, 32);
                 if sh_type == SHT_NOTE {
-                    let area = slice(bytes, offset, size, "note section")?;
-                    elf.section_notes.extend(parse_notes(area)?);
+                    let area = source.read(offset, size, "note section")?;
+                    elf.section_notes.extend(parse_notes(&area)?);
                 }
                 let is_xen_guest = names
+                    .as_ref()
                     .and_then(|n| n.get(name_offset..))
                     .is_some_and(|n| n.starts_with(b"__xen_guest\0"));
                 if is_xen_guest {
-                    elf.xen_guest_section =
-                        Some(slice(bytes, offset, size, "__xen_guest section")?);
+                    elf.xen_guest_section = Some(
+                        source
+                            .read(offset, size, "__xen_guest section")?
+                            .into_owned(),
+                    );
                 }
             }
         }

@@ -9,10 +9,12 @@ pub(crate) mod elf;
 mod notes;
 
 use std::borrow::Cow;
+use std::fs::File;
+use std::io;
 
 pub use bzimage::BZIMAGE_MIN_PROTOCOL;
 pub use decompress::Compression;
-pub use elf::LoadSegment;
+pub use elf::{ElfFile, LoadSegment};
 pub use notes::{XenNoteSource, XenParams};
 
 /// Why a kernel image cannot be booted as a PV guest.
@@ -71,19 +73,31 @@ pub enum ImageError {
     /// A valid ELF that is not a Xen PV kernel.
     #[error("kernel is not PV-capable: {0}")]
     NotPv(String),
+    /// Reading a kernel file failed.
+    #[error("reading the kernel ELF: {0}")]
+    Read(String),
 }
 
 /// A kernel ready to load: the ELF bytes (decompressed from a bzImage when needed) and what
 /// its Xen notes say about how to boot it.
 #[derive(Debug)]
 pub struct KernelImage<'a> {
-    elf: Cow<'a, [u8]>,
+    elf: ElfData<'a>,
     /// How the ELF was compressed inside a bzImage, or `None` for a bare ELF.
     pub compression: Option<Compression>,
     /// Loadable segments of the ELF.
     pub segments: Vec<LoadSegment>,
     /// Boot parameters from the Xen notes, resolved (virt_base, entry, kernel range).
     pub params: XenParams,
+}
+
+/// Where a kernel's ELF bytes are.
+#[derive(Debug)]
+enum ElfData<'a> {
+    /// In memory: the file as read, or decompressed from a bzImage.
+    Memory(Cow<'a, [u8]>),
+    /// In a file (a kernel cache entry), read segment by segment when loaded.
+    File(ElfFile<'a>),
 }
 
 impl<'a> KernelImage<'a> {
@@ -101,33 +115,68 @@ impl<'a> KernelImage<'a> {
         };
         let parsed = elf::Elf64::parse(&elf)?;
         let params = notes::XenParams::from_elf(&parsed)?;
-        let segments = parsed.load_segments;
         Ok(KernelImage {
-            elf,
+            elf: ElfData::Memory(elf),
             compression,
-            segments,
+            segments: parsed.load_segments,
             params,
         })
     }
 
-    /// The bytes of a loadable segment as stored in the file (its `p_filesz` bytes).
-    pub fn segment_bytes(&self, segment: &LoadSegment) -> &[u8] {
-        // Offsets were checked against the file in `Elf64::parse`.
-        self.elf
-            .get(segment.file_offset..segment.file_offset + segment.file_size)
-            .unwrap_or(&[])
+    /// Parses an ELF kernel in a file without reading its loadable segments: they are read
+    /// when the kernel is loaded, straight into guest memory. For decompressed kernels
+    /// kept on disk (tens of MiB each), which then never sit in this process's memory.
+    pub fn parse_elf_file(file: &'a File) -> Result<KernelImage<'a>, ImageError> {
+        let source = ElfFile::new(file)?;
+        let parsed = elf::Elf64::parse_from(&source)?;
+        let params = notes::XenParams::from_elf(&parsed)?;
+        Ok(KernelImage {
+            elf: ElfData::File(source),
+            compression: None,
+            segments: parsed.load_segments,
+            params,
+        })
     }
 
-    /// The whole ELF file.
-    pub fn elf_bytes(&self) -> &[u8] {
-        &self.elf
+    /// Copies a loadable segment's file bytes (its `p_filesz` bytes) into `dest`, which
+    /// must be exactly that long.
+    pub fn read_segment(&self, segment: &LoadSegment, dest: &mut [u8]) -> io::Result<()> {
+        if dest.len() != segment.file_size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "segment of {:#x} bytes read into {:#x} bytes",
+                    segment.file_size,
+                    dest.len()
+                ),
+            ));
+        }
+        match &self.elf {
+            // Offsets were checked against the file when it was parsed.
+            ElfData::Memory(bytes) => {
+                let data = bytes
+                    .get(segment.file_offset..segment.file_offset + segment.file_size)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                dest.copy_from_slice(data);
+                Ok(())
+            }
+            ElfData::File(file) => file.read_into(segment.file_offset as u64, dest),
+        }
+    }
+
+    /// The whole ELF file, when it is in memory.
+    pub fn elf_bytes(&self) -> Option<&[u8]> {
+        match &self.elf {
+            ElfData::Memory(bytes) => Some(bytes),
+            ElfData::File(_) => None,
+        }
     }
 
     /// The decompressed ELF, when this image was a bzImage (what a kernel cache keeps).
     pub fn into_decompressed(self) -> Option<Vec<u8>> {
         match self.elf {
-            Cow::Owned(elf) => Some(elf),
-            Cow::Borrowed(_) => None,
+            ElfData::Memory(Cow::Owned(elf)) => Some(elf),
+            _ => None,
         }
     }
 }

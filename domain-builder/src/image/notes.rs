@@ -112,12 +112,12 @@ fn note_string(desc: &[u8]) -> String {
     String::from_utf8_lossy(&desc[..end]).into_owned()
 }
 
-fn apply_notes(notes: &[Note<'_>], raw: &mut RawParams) -> Result<usize, ImageError> {
+fn apply_notes(notes: &[Note], raw: &mut RawParams) -> Result<usize, ImageError> {
     let mut count = 0;
     for note in notes.iter().filter(|n| n.name == b"Xen") {
         count += 1;
         let int = || {
-            note_int(note.desc).ok_or_else(|| {
+            note_int(&note.desc).ok_or_else(|| {
                 ImageError::BadElf(format!(
                     "Xen note {} has a {}-byte value; numbers are 1, 2, 4 or 8 bytes",
                     note.kind,
@@ -130,10 +130,10 @@ fn apply_notes(notes: &[Note<'_>], raw: &mut RawParams) -> Result<usize, ImageEr
             NOTE_HYPERCALL_PAGE => raw.hypercall = Some(int()?),
             NOTE_VIRT_BASE => raw.virt_base = Some(int()?),
             NOTE_PADDR_OFFSET => raw.paddr_offset = Some(int()?),
-            NOTE_XEN_VERSION => raw.xen_version = Some(note_string(note.desc)),
-            NOTE_GUEST_OS => raw.guest_os = Some(note_string(note.desc)),
-            NOTE_LOADER => raw.loader = Some(note_string(note.desc)),
-            NOTE_FEATURES => raw.features = Some(note_string(note.desc)),
+            NOTE_XEN_VERSION => raw.xen_version = Some(note_string(&note.desc)),
+            NOTE_GUEST_OS => raw.guest_os = Some(note_string(&note.desc)),
+            NOTE_LOADER => raw.loader = Some(note_string(&note.desc)),
+            NOTE_FEATURES => raw.features = Some(note_string(&note.desc)),
             NOTE_INIT_P2M => raw.init_p2m = Some(int()?),
             NOTE_MOD_START_PFN => raw.mod_start_pfn = int()? != 0,
             NOTE_PHYS32_ENTRY => raw.phys32_entry = Some(int()?),
@@ -206,13 +206,13 @@ fn check_features(features: &str) -> Result<(), ImageError> {
 }
 
 impl XenParams {
-    pub(super) fn from_elf(elf: &Elf64<'_>) -> Result<XenParams, ImageError> {
+    pub(super) fn from_elf(elf: &Elf64) -> Result<XenParams, ImageError> {
         let mut raw = RawParams::default();
         let mut source = XenNoteSource::ElfNotes;
         if apply_notes(&elf.segment_notes, &mut raw)? == 0
             && apply_notes(&elf.section_notes, &mut raw)? == 0
         {
-            let Some(section) = elf.xen_guest_section else {
+            let Some(section) = elf.xen_guest_section.as_deref() else {
                 return Err(ImageError::NotPv(
                     "no Xen ELF notes and no __xen_guest section (a kernel built without CONFIG_XEN_PV?)"
                         .into(),

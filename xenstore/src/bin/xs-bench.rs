@@ -8,7 +8,9 @@
 //! ```
 //! Opens IDLE extra connections first (each does one read, then stays idle), then times N
 //! reads, N writes (16-byte value) and NTX transaction cycles (start, write, commit), each
-//! twice: once with a clock read per operation (latency percentiles), once without.
+//! twice: once with a clock read per operation (latency percentiles), once without. With
+//! `-p PID` each RESULT line also gives the daemon's CPU time, read/write syscalls and sleeps
+//! per operation over both passes (from `/proc/PID/{stat,status,io}`), and our own CPU time.
 //! The client is a plain synchronous request/reply loop on the socket: no helper thread, so
 //! the numbers measure the daemon, not the client.
 //!
@@ -142,13 +144,20 @@ fn pct_us(sorted: &[u64], p: f64) -> f64 {
     sorted[k - 1] as f64 / 1000.0
 }
 
-fn report(name: &str, cond: &str, lat: &mut [u64], wall_ns: u64, untimed_ns: u64, extra: u64) {
+fn report(
+    name: &str,
+    cond: &str,
+    lat: &mut [u64],
+    (wall_ns, untimed_ns): (u64, u64),
+    extra: u64,
+    usage: &str,
+) {
     let n = lat.len();
     let sum: u64 = lat.iter().sum();
     lat.sort_unstable();
     println!(
         "RESULT test={name} {cond} n={n} wall_s={:.3} ops_per_s={:.0} ops_per_s_untimed={:.0} mean_us={:.1} p50_us={:.1} \
-         p90_us={:.1} p99_us={:.1} min_us={:.1} max_us={:.1} retries={extra}",
+         p90_us={:.1} p99_us={:.1} min_us={:.1} max_us={:.1} retries={extra}{usage}",
         wall_ns as f64 / 1e9,
         n as f64 / (wall_ns as f64 / 1e9),
         n as f64 / (untimed_ns as f64 / 1e9),
@@ -173,6 +182,105 @@ fn rss_kb(pid: u32) -> i64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(-1)
+}
+
+/// What a process has used so far, from `/proc/PID/{stat,status,io}`: CPU time, context
+/// switches and read/write syscalls (`syscr`/`syscw`: the kernel counts `read`/`write`/`readv`
+/// and the like, but not socket `recv`/`send`, so they are 0 for a daemon that uses those; the
+/// lab's strace run counts every syscall). A voluntary switch is, for a daemon, one
+/// `epoll_wait`/`poll` that slept.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    user_ticks: u64,
+    system_ticks: u64,
+    voluntary_switches: u64,
+    involuntary_switches: u64,
+    read_syscalls: u64,
+    write_syscalls: u64,
+}
+
+/// Linux reports CPU time in `/proc` in USER_HZ, which is 100 on every x86 build.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl Usage {
+    /// `proc` is a pid or "self"; None if the process cannot be read (no `-p`, or gone).
+    fn of(proc: &str) -> Option<Usage> {
+        let stat = std::fs::read_to_string(format!("/proc/{proc}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+        let after_comm = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after_comm.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        let status = std::fs::read_to_string(format!("/proc/{proc}/status")).ok()?;
+        let status_field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let io = std::fs::read_to_string(format!("/proc/{proc}/io")).unwrap_or_default();
+        let io_field = |name: &str| {
+            io.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Some(Usage {
+            user_ticks: field(14)?,
+            system_ticks: field(15)?,
+            voluntary_switches: status_field("voluntary_ctxt_switches:"),
+            involuntary_switches: status_field("nonvoluntary_ctxt_switches:"),
+            read_syscalls: io_field("syscr:"),
+            write_syscalls: io_field("syscw:"),
+        })
+    }
+}
+
+/// Samples the daemon's and our own usage around one benchmark phase.
+struct UsageMeter {
+    daemon: Option<String>,
+    start: (Option<Usage>, Option<Usage>),
+}
+
+impl UsageMeter {
+    fn start(pid: u32) -> UsageMeter {
+        let daemon = (pid != 0).then(|| pid.to_string());
+        let start = (daemon.as_deref().and_then(Usage::of), Usage::of("self"));
+        UsageMeter { daemon, start }
+    }
+
+    /// Per-operation costs since `start`, as `key=value` fields for the RESULT line.
+    fn per_op(&self, ops: usize) -> String {
+        let ops = ops.max(1) as f64;
+        let end = (
+            self.daemon.as_deref().and_then(Usage::of),
+            Usage::of("self"),
+        );
+        let us = |a: u64, b: u64| b.saturating_sub(a) as f64 / TICKS_PER_SECOND * 1e6 / ops;
+        let cpu_us =
+            |a: &Usage, b: &Usage| us(a.user_ticks + a.system_ticks, b.user_ticks + b.system_ticks);
+        let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / ops;
+        let mut out = String::new();
+        if let (Some(a), Some(b)) = (self.start.0, end.0) {
+            out.push_str(&format!(
+                " daemon_cpu_us_per_op={:.1} daemon_user_us_per_op={:.1} \
+                 daemon_sys_us_per_op={:.1} daemon_read_syscalls_per_op={:.2} \
+                 daemon_write_syscalls_per_op={:.2} daemon_sleeps_per_op={:.2} \
+                 daemon_preempted_per_op={:.2}",
+                cpu_us(&a, &b),
+                us(a.user_ticks, b.user_ticks),
+                us(a.system_ticks, b.system_ticks),
+                per(a.read_syscalls, b.read_syscalls),
+                per(a.write_syscalls, b.write_syscalls),
+                per(a.voluntary_switches, b.voluntary_switches),
+                per(a.involuntary_switches, b.involuntary_switches),
+            ));
+        }
+        if let (Some(a), Some(b)) = (self.start.1, end.1) {
+            out.push_str(&format!(" client_cpu_us_per_op={:.1}", cpu_us(&a, &b)));
+        }
+        out
+    }
 }
 
 fn run() -> Result<(), String> {
@@ -247,6 +355,7 @@ fn run() -> Result<(), String> {
     }
 
     let mut lat = vec![0u64; n];
+    let meter = UsageMeter::start(pid);
     let s = Instant::now();
     for l in lat.iter_mut() {
         let a = Instant::now();
@@ -258,15 +367,11 @@ fn run() -> Result<(), String> {
     for _ in 0..n {
         h.read(&rpath)?;
     }
-    report(
-        "read",
-        &cond,
-        &mut lat,
-        wall,
-        s.elapsed().as_nanos() as u64,
-        0,
-    );
+    let untimed = s.elapsed().as_nanos() as u64;
+    let usage = meter.per_op(2 * n);
+    report("read", &cond, &mut lat, (wall, untimed), 0, &usage);
 
+    let meter = UsageMeter::start(pid);
     let s = Instant::now();
     for l in lat.iter_mut() {
         let a = Instant::now();
@@ -278,18 +383,14 @@ fn run() -> Result<(), String> {
     for _ in 0..n {
         h.write(0, &wpath, val)?;
     }
-    report(
-        "write",
-        &cond,
-        &mut lat,
-        wall,
-        s.elapsed().as_nanos() as u64,
-        0,
-    );
+    let untimed = s.elapsed().as_nanos() as u64;
+    let usage = meter.per_op(2 * n);
+    report("write", &cond, &mut lat, (wall, untimed), 0, &usage);
 
     let mut txlat = vec![0u64; ntx];
     let mut retries = 0u64;
     let mut walls = [0u64; 2];
+    let meter = UsageMeter::start(pid);
     for (pass, wall) in walls.iter_mut().enumerate() {
         let s = Instant::now();
         for l in txlat.iter_mut() {
@@ -313,13 +414,15 @@ fn run() -> Result<(), String> {
         }
         *wall = s.elapsed().as_nanos() as u64;
     }
+    // Per transaction (three requests each), retries included in the count of cycles.
+    let usage = meter.per_op(2 * ntx + retries as usize);
     report(
         "tx_start_write_commit",
         &cond,
         &mut txlat,
-        walls[0],
-        walls[1],
+        (walls[0], walls[1]),
         retries,
+        &usage,
     );
     println!(
         "INFO xenstored_rss_kb={} (after tests, idle connections still open)",

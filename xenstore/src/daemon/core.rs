@@ -5,6 +5,7 @@
 //! does I/O; the server drains the outboxes. Semantics follow upstream C xenstored (Xen 4.17),
 //! which the conformance suite checks side by side.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use tracing::{debug, info, warn};
@@ -282,6 +283,8 @@ struct Conn {
     next_tx: u32,
     open_txs: BTreeSet<u32>,
     outbox: Outbox,
+    /// Listed in `Core::with_output` (so it is listed once however much it gets).
+    output_listed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -354,7 +357,47 @@ impl Platform for NoXen {
     }
 }
 
-type Reply = Result<Vec<u8>, Errno>;
+/// A reply's payload, stored behind room for its header so that the message is built in the
+/// buffer the payload was written to (one allocation and one copy per reply).
+#[derive(Debug)]
+struct Body(Vec<u8>);
+
+impl Body {
+    fn new(payload: &[u8]) -> Body {
+        let mut buf = Vec::with_capacity(wire::HEADER_LEN + payload.len());
+        buf.extend_from_slice(&[0; wire::HEADER_LEN]);
+        buf.extend_from_slice(payload);
+        Body(buf)
+    }
+
+    fn ok() -> Body {
+        Body::new(b"OK\0")
+    }
+
+    fn payload_len(&self) -> usize {
+        self.0.len() - wire::HEADER_LEN
+    }
+
+    /// The encoded message; the caller has checked the payload against [`wire::PAYLOAD_MAX`].
+    fn into_message(mut self, msg_type: MsgType, req_id: u32, tx_id: u32) -> Vec<u8> {
+        let header = wire::Header {
+            msg_type: msg_type.code(),
+            req_id,
+            tx_id,
+            len: self.payload_len() as u32,
+        };
+        self.0[..wire::HEADER_LEN].copy_from_slice(&header.encode());
+        self.0
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(payload: Vec<u8>) -> Body {
+        Body::new(&payload)
+    }
+}
+
+type Reply = Result<Body, Errno>;
 
 /// The daemon state: tree, connections, transactions, domains.
 pub struct Core {
@@ -368,7 +411,8 @@ pub struct Core {
     txs: HashMap<(ConnId, u32), Transaction>,
     domains: BTreeMap<u32, DomainEntry>,
     platform: Box<dyn Platform>,
-    with_output: BTreeSet<ConnId>,
+    /// Connections that got output since the server last looked, each once.
+    with_output: Vec<ConnId>,
     /// Connections with at least one watch: the only ones an event is matched against.
     watchers: BTreeSet<ConnId>,
     /// Set while a request is handled: the initial event of a new watch goes after the reply.
@@ -410,7 +454,7 @@ impl Core {
             txs: HashMap::new(),
             domains: BTreeMap::new(),
             platform,
-            with_output: BTreeSet::new(),
+            with_output: Vec::new(),
             watchers: BTreeSet::new(),
             deferred: Vec::new(),
         };
@@ -464,6 +508,7 @@ impl Core {
                 next_tx: 1,
                 open_txs: BTreeSet::new(),
                 outbox: Outbox::default(),
+                output_listed: false,
             },
         );
         debug!(conn = id, ?kind, "connection added");
@@ -479,7 +524,7 @@ impl Core {
             }
             debug!(conn = id, "connection removed");
         }
-        self.with_output.remove(&id);
+        self.with_output.retain(|&c| c != id);
         self.watchers.remove(&id);
     }
 
@@ -490,7 +535,21 @@ impl Core {
 
     /// Connections that got output since the last call.
     pub fn take_connections_with_output(&mut self) -> Vec<ConnId> {
-        std::mem::take(&mut self.with_output).into_iter().collect()
+        let mut ids = Vec::new();
+        self.take_connections_with_output_into(&mut ids);
+        ids
+    }
+
+    /// [`Core::take_connections_with_output`] into the caller's buffer (replacing its
+    /// contents), so that the event loop allocates nothing per request.
+    pub fn take_connections_with_output_into(&mut self, ids: &mut Vec<ConnId>) {
+        ids.clear();
+        std::mem::swap(ids, &mut self.with_output);
+        for id in ids.iter() {
+            if let Some(c) = self.conns.get_mut(id) {
+                c.output_listed = false;
+            }
+        }
     }
 
     /// True if some connection got output not yet taken by
@@ -549,7 +608,10 @@ impl Core {
             out.replies += 1;
         }
         out.queue.push_back((bytes, !is_event));
-        self.with_output.insert(id);
+        if !conn.output_listed {
+            conn.output_listed = true;
+            self.with_output.push(id);
+        }
     }
 
     fn encode(msg_type: MsgType, req_id: u32, tx_id: u32, payload: Vec<u8>) -> Vec<u8> {
@@ -586,9 +648,9 @@ impl Core {
         let kind = msg.kind();
         let result = self.dispatch(id, who, &msg);
         let bytes = match result {
-            Ok(payload) => {
+            Ok(body) => {
                 let t = kind.unwrap_or(MsgType::Error);
-                if payload.len() > wire::PAYLOAD_MAX {
+                if body.payload_len() > wire::PAYLOAD_MAX {
                     Self::encode(
                         MsgType::Error,
                         msg.req_id,
@@ -596,7 +658,7 @@ impl Core {
                         wire::join_strings(&[Errno::E2big.name()]),
                     )
                 } else {
-                    Self::encode(t, msg.req_id, msg.tx_id, payload)
+                    body.into_message(t, msg.req_id, msg.tx_id)
                 }
             }
             Err(e) => {
@@ -685,16 +747,14 @@ impl Core {
             MsgType::Release => self.do_release(p),
             MsgType::GetDomainPath => {
                 let arg = wire::one_arg(p).ok_or(Errno::Einval)?;
-                Ok(format!("/local/domain/{}\0", atoi(arg) as i32 as u32).into_bytes())
+                Ok(format!("/local/domain/{}\0", atoi(arg) as i32 as u32)
+                    .into_bytes()
+                    .into())
             }
             MsgType::IsDomainIntroduced => {
                 let domid = atoi(wire::one_arg(p).ok_or(Errno::Einval)?) as u32;
                 let yes = domid == DOMID_SELF || domid == 0 || self.domains.contains_key(&domid);
-                Ok(if yes {
-                    b"T\0".to_vec()
-                } else {
-                    b"F\0".to_vec()
-                })
+                Ok(Body::new(if yes { b"T\0" } else { b"F\0" }))
             }
             MsgType::Resume => {
                 let domid = atoi(wire::one_arg(p).ok_or(Errno::Einval)?) as u32;
@@ -702,7 +762,7 @@ impl Core {
                 if let Some(d) = self.domains.get_mut(&domid) {
                     d.shutdown = false;
                 }
-                Ok(b"OK\0".to_vec())
+                Ok(Body::ok())
             }
             MsgType::SetTarget => {
                 let args = wire::split_strings(p);
@@ -715,7 +775,7 @@ impl Core {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.who.target = Some(target);
                 }
-                Ok(b"OK\0".to_vec())
+                Ok(Body::ok())
             }
             MsgType::ResetWatches => {
                 if let Some(c) = self.conns.get_mut(&id) {
@@ -725,7 +785,7 @@ impl Core {
                         self.txs.remove(&(id, tx));
                     }
                 }
-                Ok(b"OK\0".to_vec())
+                Ok(Body::ok())
             }
             MsgType::Control => self.do_control(p),
             MsgType::WatchEvent
@@ -743,20 +803,21 @@ impl Core {
     }
 
     /// C `canonicalize()`: syntax, relative paths, length limits.
-    fn canonicalize(
+    /// Absolute paths are borrowed from the request, not copied.
+    fn canonicalize<'a>(
         &self,
         who: Who,
-        raw: Option<&[u8]>,
+        raw: Option<&'a [u8]>,
         allow_special: bool,
-    ) -> Result<String, Errno> {
+    ) -> Result<Cow<'a, str>, Errno> {
         let raw = raw.ok_or(Errno::Einval)?;
         wire::check_path_syntax(raw, allow_special).map_err(|_| Errno::Einval)?;
         // Syntax check guarantees ASCII.
         let text = std::str::from_utf8(raw).map_err(|_| Errno::Einval)?;
         let full = if raw[0] == b'/' || raw[0] == b'@' {
-            text.to_string()
+            Cow::Borrowed(text)
         } else {
-            format!("{}/{}", Self::home(who), text)
+            Cow::Owned(format!("{}/{}", Self::home(who), text))
         };
         if full.len() > wire::ABS_PATH_MAX {
             return Err(Errno::Einval);
@@ -777,6 +838,16 @@ impl Core {
             }
         }
         Ok(full)
+    }
+
+    /// Permissions of a special (`@`) watch node; None for any other path. Skips the lookup
+    /// for ordinary paths, which is every request's case.
+    fn special_perms(&self, path: &str) -> Option<&Vec<Perm>> {
+        if path.starts_with('@') {
+            self.special.get(path)
+        } else {
+            None
+        }
     }
 
     /// Looks a node up through the transaction (recording the access) or in the store.
@@ -801,7 +872,7 @@ impl Core {
     }
 
     fn view_perms(&mut self, tx: Option<(ConnId, u32)>, path: &str) -> Option<Vec<Perm>> {
-        if let Some(special) = self.special.get(path) {
+        if let Some(special) = self.special_perms(path) {
             return Some(special.clone());
         }
         self.view(tx, path).map(|n| n.perms.clone())
@@ -809,7 +880,7 @@ impl Core {
 
     /// `who`'s rights on `path` through the transaction; None if the node is absent.
     fn view_rights(&mut self, who: Who, tx: Option<(ConnId, u32)>, path: &str) -> Option<u8> {
-        if let Some(special) = self.special.get(path) {
+        if let Some(special) = self.special_perms(path) {
             return Some(who.perm_for(special));
         }
         self.view(tx, path).map(|n| who.perm_for(&n.perms))
@@ -854,13 +925,23 @@ impl Core {
 
     fn do_read(&mut self, _id: ConnId, who: Who, tx: Option<(ConnId, u32)>, p: &[u8]) -> Reply {
         let path = self.canonicalize(who, wire::one_arg(p), false)?;
+        if tx.is_none() {
+            // The common case in one lookup: an existing node outside a transaction (the
+            // same decision as `check_node`, whose other cases are for absent nodes).
+            if let Some(node) = self.nodes.get(&*path) {
+                return if who.perm_for(&node.perms) & PERM_READ != 0 {
+                    Ok(Body::new(&node.value))
+                } else {
+                    Err(Errno::Eacces)
+                };
+            }
+        }
         if !self.check_node(who, tx, &path, PERM_READ)? {
             return Err(Errno::Enoent);
         }
-        Ok(self
-            .view(tx, &path)
-            .map(|n| n.value.clone())
-            .unwrap_or_default())
+        Ok(Body::new(
+            self.view(tx, &path).map_or(&[][..], |n| n.value.as_slice()),
+        ))
     }
 
     fn children_bytes(node: &Node) -> Vec<u8> {
@@ -885,7 +966,7 @@ impl Core {
         if bytes.len() > wire::PAYLOAD_MAX {
             return Err(Errno::E2big);
         }
-        Ok(bytes)
+        Ok(bytes.into())
     }
 
     fn do_directory_part(
@@ -911,7 +992,7 @@ impl Core {
         let mut out = format!("{generation}\0").into_bytes();
         if offset >= children.len() {
             out.push(0);
-            return Ok(out);
+            return Ok(out.into());
         }
         let max = wire::PAYLOAD_MAX - out.len() - 1;
         let mut len = 0;
@@ -926,7 +1007,7 @@ impl Core {
         if offset + len == children.len() {
             out.push(0);
         }
-        Ok(out)
+        Ok(out.into())
     }
 
     fn do_get_perms(
@@ -942,9 +1023,7 @@ impl Core {
             return Err(Errno::Enoent);
         }
         let perms = self.view_perms(tx, &path).unwrap_or_default();
-        Ok(wire::join_strings(
-            &perms.iter().map(Perm::to_wire).collect::<Vec<_>>(),
-        ))
+        Ok(wire::join_strings(&perms.iter().map(Perm::to_wire).collect::<Vec<_>>()).into())
     }
 
     /// Stores a node (through the transaction if any), keeping ownership counts.
@@ -1066,7 +1145,7 @@ impl Core {
 
     /// The store's permissions of `path` (a special node's or a node's), outside transactions.
     fn store_perms(&self, path: &str) -> Option<&[Perm]> {
-        match self.special.get(path) {
+        match self.special_perms(path) {
             Some(special) => Some(special),
             None => self.nodes.get(path).map(|n| n.perms.as_slice()),
         }
@@ -1102,12 +1181,8 @@ impl Core {
     /// write costs nothing per idle connection.
     fn fire(&mut self, path: &str, exact: bool, old: Option<&[Perm]>) {
         let mut out = Vec::new();
-        let node_perms = self.store_perms(path);
-        let parent_perms = if path.starts_with('/') {
-            self.store_perms(parent_of(path))
-        } else {
-            self.store_perms("/")
-        };
+        // Looked up only once an unprivileged watcher matches (most events have none).
+        let mut store_perms = None;
         for &id in &self.watchers {
             let Some(conn) = self.conns.get(&id) else {
                 continue;
@@ -1124,9 +1199,17 @@ impl Core {
             };
             let who = conn.who;
             let readable = |p: Option<&[Perm]>| p.is_some_and(|p| who.perm_for(p) & PERM_READ != 0);
-            let permitted = who.privileged
-                || readable(old)
-                || (node_perms.is_some() && (readable(node_perms) || readable(parent_perms)));
+            let permitted = who.privileged || readable(old) || {
+                let (node_perms, parent_perms) = *store_perms.get_or_insert_with(|| {
+                    let parent = if path.starts_with('/') {
+                        parent_of(path)
+                    } else {
+                        "/"
+                    };
+                    (self.store_perms(path), self.store_perms(parent))
+                });
+                node_perms.is_some() && (readable(node_perms) || readable(parent_perms))
+            };
             if !permitted {
                 continue;
             }
@@ -1144,6 +1227,26 @@ impl Core {
         let nul = p.iter().position(|&b| b == 0).ok_or(Errno::Einval)?;
         let (raw_path, value) = (&p[..nul], &p[nul + 1..]);
         let path = self.canonicalize(who, Some(raw_path), false)?;
+        if tx.is_none() {
+            // The common case without copying the node: an existing node outside a
+            // transaction. Same checks as below (`check_node`, then `check_size` on the node
+            // with its new value); its owner, and so the nodes quota, do not change.
+            let max_node_size = self.quotas.max_node_size;
+            if let Some(node) = self.nodes.get_mut(&*path) {
+                if who.perm_for(&node.perms) & PERM_WRITE == 0 {
+                    return Err(Errno::Eacces);
+                }
+                let new_size = node.accounted_size() - node.value.len() + value.len();
+                if !who.privileged && new_size > max_node_size {
+                    return Err(Errno::Enospc);
+                }
+                node.value = value.to_vec();
+                self.generation += 1;
+                node.generation = self.generation;
+                self.fire(&path, false, None);
+                return Ok(Body::ok());
+            }
+        }
         if self.check_node(who, tx, &path, PERM_WRITE)? {
             let mut node = self.view(tx, &path).cloned().ok_or(Errno::Eio)?;
             node.value = value.to_vec();
@@ -1153,7 +1256,7 @@ impl Core {
             self.create_node(who, tx, &path, value.to_vec())?;
         }
         self.emit(tx, &path, false, None);
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     fn do_mkdir(&mut self, _id: ConnId, who: Who, tx: Option<(ConnId, u32)>, p: &[u8]) -> Reply {
@@ -1162,14 +1265,14 @@ impl Core {
             self.create_node(who, tx, &path, Vec::new())?;
             self.emit(tx, &path, false, None);
         }
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     fn do_rm(&mut self, _id: ConnId, who: Who, tx: Option<(ConnId, u32)>, p: &[u8]) -> Reply {
         let path = self.canonicalize(who, wire::one_arg(p), false)?;
         if !self.check_node(who, tx, &path, PERM_WRITE)? {
             return if self.view(tx, parent_of(&path)).is_some() {
-                Ok(b"OK\0".to_vec())
+                Ok(Body::ok())
             } else {
                 Err(Errno::Enoent)
             };
@@ -1178,7 +1281,7 @@ impl Core {
             return Err(Errno::Einval);
         }
         self.remove_subtree(tx, &path);
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     /// Removes a subtree without recursion (paths may be ~1500 levels deep), firing an event
@@ -1256,7 +1359,7 @@ impl Core {
                 return Err(Errno::Eacces);
             }
             self.special.insert(special, perms);
-            return Ok(b"OK\0".to_vec());
+            return Ok(Body::ok());
         }
         let path = self.canonicalize(who, Some(args[0]), false)?;
         if !self.check_node(who, tx, &path, PERM_WRITE | PERM_OWNER)? {
@@ -1270,7 +1373,7 @@ impl Core {
         self.check_size(who, &node)?;
         self.put(tx, &path, node);
         self.emit(tx, &path, false, Some(old));
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     fn do_watch(&mut self, id: ConnId, who: Who, p: &[u8]) -> Reply {
@@ -1301,13 +1404,13 @@ impl Core {
         };
         let shown = path.get(relative_prefix..).unwrap_or(&path).to_string();
         conn.watches.push(Watch {
-            path,
+            path: path.into_owned(),
             token: token.clone(),
             relative_prefix,
         });
         self.watchers.insert(id);
         self.deferred.push((id, Self::watch_event(&shown, &token)));
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     fn do_unwatch(&mut self, id: ConnId, who: Who, p: &[u8]) -> Reply {
@@ -1326,7 +1429,7 @@ impl Core {
         if conn.watches.is_empty() {
             self.watchers.remove(&id);
         }
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     fn do_transaction_start(&mut self, id: ConnId, who: Who, tx: Option<(ConnId, u32)>) -> Reply {
@@ -1345,7 +1448,7 @@ impl Core {
         conn.next_tx = tx_id.wrapping_add(1);
         conn.open_txs.insert(tx_id);
         self.txs.insert((id, tx_id), Transaction::default());
-        Ok(format!("{tx_id}\0").into_bytes())
+        Ok(format!("{tx_id}\0").into_bytes().into())
     }
 
     fn do_transaction_end(&mut self, id: ConnId, tx: Option<(ConnId, u32)>, p: &[u8]) -> Reply {
@@ -1361,7 +1464,7 @@ impl Core {
             c.open_txs.remove(&key.1);
         }
         if !commit {
-            return Ok(b"OK\0".to_vec());
+            return Ok(Body::ok());
         }
         for (path, seen) in &t.accessed {
             if self.nodes.get(path).map(|n| n.generation) != *seen {
@@ -1397,7 +1500,7 @@ impl Core {
             let old = q.old_perms.or_else(|| old_perms.get(&q.path).cloned());
             self.fire(&q.path, q.exact, old.as_deref());
         }
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     fn connected_domain(&self, domid: u32) -> Result<ConnId, Errno> {
@@ -1426,11 +1529,11 @@ impl Core {
         }
         if self.domains.contains_key(&domid) {
             self.platform.reintroduce(domid, port as u32)?;
-            return Ok(b"OK\0".to_vec());
+            return Ok(Body::ok());
         }
         self.platform.introduce(domid, gfn, port as u32)?;
         self.attach_domain(domid);
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     /// Registers an introduced domain and its connection and fires `@introduceDomain`. Used by
@@ -1459,7 +1562,7 @@ impl Core {
         let domid = atoi(wire::one_arg(p).ok_or(Errno::Einval)?) as u32;
         self.connected_domain(domid)?;
         self.destroy_domain(domid);
-        Ok(b"OK\0".to_vec())
+        Ok(Body::ok())
     }
 
     /// Forgets a domain: its connection, watches and transactions, the nodes it owns (with
@@ -1525,12 +1628,12 @@ impl Core {
     fn do_control(&mut self, p: &[u8]) -> Reply {
         let args = wire::split_strings(p);
         match args.first().copied() {
-            Some(b"check") => Ok(b"OK\0".to_vec()),
+            Some(b"check") => Ok(Body::ok()),
             Some(b"print") => {
                 info!(message = %String::from_utf8_lossy(args.get(1).copied().unwrap_or_default()), "control print");
-                Ok(b"OK\0".to_vec())
+                Ok(Body::ok())
             }
-            Some(b"help") => Ok(b"check\nprint\nhelp\n\0".to_vec()),
+            Some(b"help") => Ok(Body::new(b"check\nprint\nhelp\n\0")),
             _ => Err(Errno::Einval),
         }
     }

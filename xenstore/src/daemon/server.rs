@@ -43,10 +43,44 @@ pub struct Server {
     core: Core,
     poll: Poll,
     listener: UnixListener,
-    clients: HashMap<ConnId, SocketClient>,
+    clients: HashMap<ConnId, SocketClient, ConnIdHasher>,
     xen: Option<Rc<RefCell<XenRings>>>,
     /// Connections we stopped reading because of the outstanding-reply limit.
-    stalled: HashSet<ConnId>,
+    stalled: HashSet<ConnId, ConnIdHasher>,
+    /// Reused buffers of the loop (connections with output, domains with rings), so that a
+    /// request costs no allocation here.
+    ready: Vec<ConnId>,
+    domids: Vec<u32>,
+    read_buf: Vec<u8>,
+}
+
+/// Hasher for connection ids: they are handed out by us in sequence, never chosen by a
+/// client, so a multiply is as good as SipHash here (which costs more than the lookup).
+#[derive(Debug, Default, Clone, Copy)]
+struct ConnIdHasher(u64);
+
+impl std::hash::Hasher for ConnIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::BuildHasher for ConnIdHasher {
+    type Hasher = ConnIdHasher;
+
+    fn build_hasher(&self) -> ConnIdHasher {
+        ConnIdHasher(0)
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -88,9 +122,12 @@ impl Server {
             core,
             poll,
             listener,
-            clients: HashMap::new(),
+            clients: HashMap::default(),
             xen,
-            stalled: HashSet::new(),
+            stalled: HashSet::default(),
+            ready: Vec::new(),
+            domids: Vec::new(),
+            read_buf: Vec::new(),
         })
     }
 
@@ -182,7 +219,14 @@ impl Server {
     }
 
     fn read_client(&mut self, id: ConnId) {
-        let mut buf = [0u8; READ_CHUNK];
+        // One buffer for the daemon's life: not zeroed again for every request.
+        let mut buf = std::mem::take(&mut self.read_buf);
+        buf.resize(READ_CHUNK, 0);
+        self.read_client_into(id, &mut buf);
+        self.read_buf = buf;
+    }
+
+    fn read_client_into(&mut self, id: ConnId, buf: &mut [u8]) {
         loop {
             // Requests already read are handled first; we read more only when none are left,
             // so at most one chunk per connection is ever buffered here.
@@ -192,7 +236,7 @@ impl Server {
             let Some(client) = self.clients.get_mut(&id) else {
                 return;
             };
-            let n = match client.stream.read(&mut buf) {
+            let n = match client.stream.read(buf) {
                 Ok(0) => {
                     if !client.decoder.at_boundary() {
                         debug!(conn = id, "client closed mid-message");
@@ -307,17 +351,23 @@ impl Server {
     /// bounded so that one busy client cannot keep the others waiting).
     fn flush_all(&mut self) -> bool {
         // Flushing may resume stalled readers, whose requests produce more output.
+        let mut ready = std::mem::take(&mut self.ready);
         for _ in 0..64 {
-            let ready = self.core.take_connections_with_output();
+            self.core.take_connections_with_output_into(&mut ready);
             if ready.is_empty() {
-                return false;
+                break;
             }
-            for id in ready {
+            for &id in &ready {
                 if self.clients.contains_key(&id) {
                     self.flush(id);
                 }
             }
             self.service_rings();
+        }
+        let done = ready.is_empty();
+        self.ready = ready;
+        if done {
+            return false;
         }
         self.core.has_output_pending()
     }
@@ -342,8 +392,10 @@ impl Server {
     /// Reads requests from and writes replies to every ring that has work.
     fn service_rings(&mut self) {
         let Some(xen) = self.xen.clone() else { return };
-        let domids: Vec<u32> = xen.borrow().rings.keys().copied().collect();
-        for domid in domids {
+        let mut domids = std::mem::take(&mut self.domids);
+        domids.clear();
+        domids.extend(xen.borrow().rings.keys().copied());
+        for &domid in &domids {
             let Some(conn) = self.core.domain_connection(domid) else {
                 continue;
             };
@@ -406,6 +458,7 @@ impl Server {
                 }
             }
         }
+        self.domids = domids;
     }
 
     /// Moves queued output onto the domain's response ring; true if anything was written

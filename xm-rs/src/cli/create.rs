@@ -114,10 +114,8 @@ pub fn run(args: &CreateArgs) -> Exit {
             render_human(&loaded)
         };
         let mut stdout = std::io::stdout().lock();
-        if writeln!(stdout, "{text}").is_err() {
-            return Exit::ConfigError;
-        }
-        return Exit::Ok;
+        let written = writeln!(stdout, "{text}").map_err(super::domain::io_error);
+        return super::after_output(written, Exit::Ok);
     }
     if loaded.config.guest_type != GuestType::Pv {
         eprintln!(
@@ -159,7 +157,10 @@ fn create_and_attach(args: &CreateArgs, config: &DomainConfig) -> Result<Exit, C
     tracing::info!(domid = created.domid, "domain created");
     if !args.console {
         if !args.quiet {
-            println!("Started domain {} (id={})", config.name, created.domid);
+            super::print_line(format_args!(
+                "Started domain {} (id={})",
+                config.name, created.domid
+            ));
         }
         return Ok(Exit::Ok);
     }

@@ -203,10 +203,10 @@ fn detach(args: &DaemonArgs, root: &std::path::Path) -> Exit {
         }
         let pid = std::fs::read_to_string(&args.pid_file).unwrap_or_default();
         if pid.trim() == want {
-            println!(
+            super::print_line(format_args!(
                 "xm daemon started (pid {want}), log in {}",
                 log_path.display()
-            );
+            ));
             return Exit::Ok;
         }
         if Instant::now() >= deadline {

@@ -134,7 +134,7 @@ where
     D: DeviceHost + ?Sized,
 {
     match run(command, ctx, out, err) {
-        Ok(()) => Exit::Ok,
+        Ok(()) | Err(DeviceError::Ops(OpsError::OutputClosed)) => Exit::Ok,
         Err(e) => {
             let _ = writeln!(err, "Error: {e}");
             exit_for(&e)

@@ -238,6 +238,8 @@ pub struct Context<'a, H, S: ?Sized> {
     pub wait: WaitPolicy,
     /// Releases a loop device (destroy of a domain with a `file:` disk).
     pub release_loop: &'a mut dyn FnMut(&str) -> Result<(), String>,
+    /// The managed domains' definitions (`xm list` shows the halted ones).
+    pub definitions: &'a crate::managed::DefinitionStore,
 }
 
 impl<H, S: ?Sized> std::fmt::Debug for Context<'_, H, S> {
@@ -250,6 +252,9 @@ impl<H, S: ?Sized> std::fmt::Debug for Context<'_, H, S> {
 
 /// Prints an error as xm did (`Error: ...` on stderr) and picks the exit code.
 fn fail(err: &mut dyn Write, e: &OpsError) -> Exit {
+    if matches!(e, OpsError::OutputClosed) {
+        return Exit::Ok;
+    }
     let _ = writeln!(err, "Error: {e}");
     match e {
         OpsError::NotAvailable(_) => Exit::NotAvailable,
@@ -267,8 +272,13 @@ pub(crate) fn print_json(
     writeln!(out, "{text}").map_err(io_error)
 }
 
+/// A failed write to stdout: EPIPE means the reader went away (see [`OpsError::OutputClosed`]).
 pub(crate) fn io_error(e: std::io::Error) -> OpsError {
-    OpsError::Refused(format!("writing output: {e}"))
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        OpsError::OutputClosed
+    } else {
+        OpsError::Refused(format!("writing output: {e}"))
+    }
 }
 
 /// Runs one command; returns the exit code.
@@ -292,7 +302,7 @@ fn run<H: Hypervisor, S: Store + ?Sized>(
 ) -> Result<Exit, OpsError> {
     let (hv, store) = (ctx.hv, ctx.store);
     match command {
-        DomCommand::List(a) => list(hv, store, a, out)?,
+        DomCommand::List(a) => list(hv, store, ctx.definitions, a, out)?,
         DomCommand::Destroy(a) => {
             let d = find_domain(hv, store, &a.domain)?;
             let report = control::destroy(hv, store, &d, ctx.release_loop)?;
@@ -398,6 +408,7 @@ fn run<H: Hypervisor, S: Store + ?Sized>(
 fn list<H: Hypervisor, S: Store + ?Sized>(
     hv: &H,
     store: &S,
+    defs: &crate::managed::DefinitionStore,
     a: &ListArgs,
     out: &mut dyn Write,
 ) -> Result<(), OpsError> {
@@ -411,9 +422,8 @@ fn list<H: Hypervisor, S: Store + ?Sized>(
             ))
         })?),
     };
-    let defs = managed::DefinitionStore::system();
     let entries =
-        managed::list_entries(hv, store, &defs, &a.domains, state).map_err(|e| match e {
+        managed::list_entries(hv, store, defs, &a.domains, state).map_err(|e| match e {
             managed::ManagedError::Ops(e) => e,
             other => OpsError::Refused(other.to_string()),
         })?;

@@ -93,10 +93,11 @@ pub fn run(args: &GenerateArgs) -> Exit {
     match &args.what {
         Generate::Completion { shell } => {
             let script = completion(*shell);
-            if std::io::stdout().lock().write_all(&script).is_err() {
-                return Exit::ConfigError;
-            }
-            Exit::Ok
+            let written = std::io::stdout()
+                .lock()
+                .write_all(&script)
+                .map_err(super::domain::io_error);
+            super::after_output(written, Exit::Ok)
         }
         Generate::Man { dir } => match write_man(dir) {
             Ok(count) => {

@@ -20,6 +20,7 @@ use crate::managed::autostart::{
 };
 use crate::managed::{self, Definition, DefinitionStore, ManagedError};
 use crate::ops::{Store, XsStore};
+use crate::state::StateDir;
 
 /// `xm new [-q] [--path P] [--no-shell] CFG [VAR=VAL...]`.
 #[derive(Debug, Args)]
@@ -157,7 +158,11 @@ pub fn new(args: &NewArgs) -> Exit {
         Ok(replaced) => {
             if !args.quiet {
                 let verb = if replaced { "Updated" } else { "Defined" };
-                println!("{verb} domain {} (from {})", def.name, def.source.display());
+                super::print_line(format_args!(
+                    "{verb} domain {} (from {})",
+                    def.name,
+                    def.source.display()
+                ));
             }
             Exit::Ok
         }
@@ -212,7 +217,10 @@ pub fn start(args: &StartArgs) -> Exit {
         eprintln!("{w}");
     }
     if !args.console {
-        println!("Started domain {} (id={})", args.name, created.domid);
+        super::print_line(format_args!(
+            "Started domain {} (id={})",
+            args.name, created.domid
+        ));
         return Exit::Ok;
     }
     attach_console(store.store(), &args.name, created.domid)
@@ -367,6 +375,10 @@ pub fn autostart(args: &AutostartArgs) -> Exit {
     if args.status {
         return autostart_status(args, &configs, &mut out);
     }
+    // The host runs its guests again: the daemon may restart them as their configs say.
+    if let Err(e) = StateDir::from_env().clear_host_stopping() {
+        eprintln!("Warning: {e}: the daemon will not restart guests until it is removed");
+    }
     let options = StartOptions {
         parallel: usize::from(args.parallel),
         timeout: Duration::from_secs(args.timeout.unwrap_or(START_TIMEOUT_SECS)),
@@ -378,7 +390,7 @@ pub fn autostart(args: &AutostartArgs) -> Exit {
         if a.failed() {
             eprintln!("{}", a.describe());
         } else if !quiet && !json {
-            println!("{}", a.describe());
+            super::print_line(a.describe());
         }
     };
     let attempts = autostart::start_all(&XenLauncher { quiet }, configs, options, &progress);
@@ -397,8 +409,9 @@ pub fn autostart(args: &AutostartArgs) -> Exit {
                                    "seconds": a.elapsed.as_secs_f64()})
             })
             .collect();
-        if super::domain::print_json(&mut out, &records).is_err() {
-            return Exit::ConfigError;
+        let written = super::domain::print_json(&mut out, &records);
+        if let exit @ Exit::ConfigError = super::after_output(written, Exit::Ok) {
+            return exit;
         }
     }
     if failures.is_empty() {
@@ -433,10 +446,7 @@ fn autostart_status(args: &AutostartArgs, configs: &[AutoConfig], out: &mut dyn 
         Exit::ConfigError
     };
     if args.json {
-        return match super::domain::print_json(out, &lines) {
-            Ok(()) => all_running,
-            Err(e) => error(e),
-        };
+        return super::after_output(super::domain::print_json(out, &lines), all_running);
     }
     for l in &lines {
         let text = match (&l.name, l.domid, &l.error) {
@@ -448,8 +458,8 @@ fn autostart_status(args: &AutostartArgs, configs: &[AutoConfig], out: &mut dyn 
                 e.as_deref().unwrap_or("?")
             ),
         };
-        if writeln!(out, "{text}").is_err() {
-            return Exit::ConfigError;
+        if let Err(e) = writeln!(out, "{text}") {
+            return super::after_output(Err(super::domain::io_error(e)), all_running);
         }
     }
     let auto: Vec<&str> = lines.iter().filter_map(|l| l.name.as_deref()).collect();
@@ -458,18 +468,17 @@ fn autostart_status(args: &AutostartArgs, configs: &[AutoConfig], out: &mut dyn 
         .filter(|(n, d)| *d != 0 && !auto.contains(&n.as_str()))
         .map(|(n, _)| n.as_str())
         .collect();
-    if !others.is_empty()
-        && writeln!(
-            out,
-            "Also running (not in {}): {}",
-            args.dir.display(),
-            others.join(" ")
-        )
-        .is_err()
-    {
-        return Exit::ConfigError;
+    if others.is_empty() {
+        return all_running;
     }
-    all_running
+    let written = writeln!(
+        out,
+        "Also running (not in {}): {}",
+        args.dir.display(),
+        others.join(" ")
+    )
+    .map_err(super::domain::io_error);
+    super::after_output(written, all_running)
 }
 
 fn autostart_stop(args: &AutostartArgs, out: &mut dyn Write) -> Exit {
@@ -477,6 +486,11 @@ fn autostart_stop(args: &AutostartArgs, out: &mut dyn Write) -> Exit {
         Ok(pair) => pair,
         Err(exit) => return exit,
     };
+    // Before the first shutdown request: `xm daemon` must not restart a guest whose
+    // on_poweroff (or on_reboot) is 'restart' while the host is going down.
+    if let Err(e) = StateDir::from_env().mark_host_stopping() {
+        eprintln!("Warning: {e}: the daemon may restart guests that are shut down now");
+    }
     let only = if args.auto_only {
         match load_auto(&args.dir) {
             Ok(configs) => Some(autostart::auto_names(&configs)),
@@ -512,8 +526,9 @@ fn autostart_stop(args: &AutostartArgs, out: &mut dyn Write) -> Exit {
                                    "seconds": s.elapsed.as_secs_f64()})
             })
             .collect();
-        if super::domain::print_json(out, &records).is_err() {
-            return Exit::ConfigError;
+        let written = super::domain::print_json(out, &records);
+        if let exit @ Exit::ConfigError = super::after_output(written, Exit::Ok) {
+            return exit;
         }
     }
     for s in &stopped {

@@ -14,6 +14,27 @@ pub mod managed;
 pub mod render;
 pub mod vcpu;
 
+/// The exit code after writing a command's output on stdout. The reader going away
+/// (EPIPE: `xm list | grep -q x`) is no failure: the output ends there, quietly, with the
+/// command's own `exit`, as other Unix tools behave. Any other write failure is reported.
+pub(crate) fn after_output(written: Result<(), crate::ops::OpsError>, exit: Exit) -> Exit {
+    match written {
+        Ok(()) | Err(crate::ops::OpsError::OutputClosed) => exit,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            Exit::ConfigError
+        }
+    }
+}
+
+/// Prints a line on stdout like `println!`, but without its panic when nobody reads any
+/// more: a confirmation nobody reads does not undo what was done.
+pub(crate) fn print_line(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let written = writeln!(std::io::stdout().lock(), "{line}").map_err(domain::io_error);
+    let _ = after_output(written, Exit::Ok);
+}
+
 /// Exit codes of `xm` (documented in the crate README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -145,6 +166,7 @@ fn run_domain_command(command: &domain::DomCommand) -> Exit {
         files: &crate::ops::host::RealFiles,
         wait: crate::ops::control::WaitPolicy::default(),
         release_loop: &mut release_loop,
+        definitions: &crate::managed::DefinitionStore::system(),
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hypervisor::DomId;
-use toolstack::blockdev::VbdInUse;
+use toolstack::blockdev::{BlockDevice, VbdInUse};
 use toolstack::layout::{vbd_layout, vif_layout, Layout, VbdRecord, VifRecord};
 
-use super::{is_block_device, CreateError, DeviceHost, WireOptions};
+use super::{CreateError, DeviceHost, WireOptions};
 use crate::config::devices::Vif;
 use crate::config::disk::{Access, Backend, Disk};
 
@@ -31,10 +31,61 @@ pub fn check_disk_supported(disk: &Disk) -> Result<(), String> {
     Ok(())
 }
 
-/// Gets a disk's backing device ready and adds its vbd entries to `layout`: a `file:` image
-/// (or a path that is no block device) goes on a fresh loop device, recorded in `loops` so a
-/// failure can release it; a block device is checked against the vbds other domains have
-/// (`in_use`), as xm's sharing rule says. `bootable` marks the domain's first disk.
+fn is_block_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// Where a disk's data comes from in dom0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskSource {
+    /// An image file (`file:`, or a path that is no block device): served through a loop
+    /// device.
+    Image(PathBuf),
+    /// A block device, already checked against xm's sharing rule.
+    BlockDevice(BlockDevice),
+}
+
+/// Decides how a disk is served: a `file:` disk, or an unqualified path that is not a block
+/// device, is an image for a loop device; anything else must be a block device, and one that
+/// another domain has (`in_use`) is refused as xm's sharing rule says. Both the check before
+/// the build and the wiring after it decide through here, so they cannot disagree.
+pub fn disk_source<D: DeviceHost + ?Sized>(
+    devices: &D,
+    disk: &Disk,
+    in_use: &[VbdInUse],
+) -> Result<DiskSource, CreateError> {
+    let path = PathBuf::from(disk.host_path().unwrap_or_default());
+    let is_image =
+        disk.backend == Backend::File || (disk.backend == Backend::Auto && !is_block_device(&path));
+    if is_image {
+        return Ok(DiskSource::Image(path));
+    }
+    let dev = devices
+        .block_device(&path)
+        .map_err(|e| disk_error(disk, e))?;
+    toolstack::blockdev::check_sharing(
+        &dev,
+        disk.access != Access::ReadOnly,
+        disk.access == Access::SharedWrite,
+        in_use,
+    )
+    .map_err(|e| disk_error(disk, e))?;
+    Ok(DiskSource::BlockDevice(dev))
+}
+
+/// A disk's error, naming its vdev and spec.
+pub(crate) fn disk_error(disk: &Disk, source: toolstack::Error) -> CreateError {
+    CreateError::Disk {
+        vdev: disk.vdev.clone(),
+        spec: disk.spec.clone(),
+        source,
+    }
+}
+
+/// Gets a disk's backing device ready and adds its vbd entries to `layout`: an image goes
+/// on a fresh loop device, recorded in `loops` so a failure can release it; a block device
+/// is used as it is (see [`disk_source`]). `bootable` marks the domain's first disk.
 pub fn prepare_vbd<D: DeviceHost + ?Sized>(
     devices: &D,
     domid: DomId,
@@ -44,31 +95,17 @@ pub fn prepare_vbd<D: DeviceHost + ?Sized>(
     layout: &mut Layout,
     loops: &mut Vec<PathBuf>,
 ) -> Result<(), CreateError> {
-    let disk_err = |source| CreateError::Disk {
-        vdev: disk.vdev.clone(),
-        spec: disk.spec.clone(),
-        source,
-    };
     let path = disk.host_path().unwrap_or_default();
     let writable = disk.access != Access::ReadOnly;
-    let dev = if disk.backend == Backend::File
-        || (disk.backend == Backend::Auto && !is_block_device(&path))
-    {
-        let dev = devices
-            .loop_attach(Path::new(&path), writable)
-            .map_err(disk_err)?;
-        loops.push(dev.path.clone());
-        dev
-    } else {
-        let dev = devices.block_device(Path::new(&path)).map_err(disk_err)?;
-        toolstack::blockdev::check_sharing(
-            &dev,
-            writable,
-            disk.access == Access::SharedWrite,
-            in_use,
-        )
-        .map_err(disk_err)?;
-        dev
+    let dev = match disk_source(devices, disk, in_use)? {
+        DiskSource::Image(image) => {
+            let dev = devices
+                .loop_attach(&image, writable)
+                .map_err(|e| disk_error(disk, e))?;
+            loops.push(dev.path.clone());
+            dev
+        }
+        DiskSource::BlockDevice(dev) => dev,
     };
     let node = dev.path.to_string_lossy().into_owned();
     vbd_layout(

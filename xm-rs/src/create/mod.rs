@@ -1,7 +1,9 @@
-//! What `xm create` does once the config is loaded: build the PV domain, write the xenstore
-//! layout libxl writes, wire its disks and network interfaces, unpause it and wait until every
-//! backend is Connected. Any failure rolls everything back (domain destroyed, nodes removed,
-//! loop devices released) before the error is returned.
+//! What `xm create` does once the config is loaded: create the PV domain, write the xenstore
+//! layout libxl writes and wire its disks and network interfaces while its memory is built
+//! (dom0's backends set the devices up meanwhile), then introduce it to xenstored, unpause it
+//! and wait until every backend is ready (or Connected). Any failure rolls everything back
+//! (domain destroyed, nodes removed, loop devices released) before the error is returned.
+//! `xm -vv create` (or `RUST_LOG=xm_rs=debug,domain_builder=debug`) logs each phase's time.
 //!
 //! The steps run over the [`Hypervisor`] trait, the [`CreateStore`] trait (xenstore) and the
 //! [`DeviceHost`] trait (loop devices, block devices, bridges), so host tests drive them on
@@ -10,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use domain_builder::PhaseClock;
 use hypervisor::{DomId, Hypervisor};
 use toolstack::blockdev::{BlockDevice, VbdInUse};
 use toolstack::layout::{
@@ -20,6 +23,13 @@ use crate::config::model::DomainConfig;
 use crate::ops::{self, MemStore, Store, StoreError};
 
 pub mod devices;
+#[cfg(test)]
+mod entry_writer_tests;
+#[cfg(test)]
+mod gate_tests;
+#[cfg(test)]
+mod overlap_tests;
+pub mod qmp;
 mod real;
 #[cfg(test)]
 mod tests;
@@ -27,7 +37,7 @@ pub mod vfb;
 #[cfg(test)]
 mod vfb_tests;
 
-pub use real::{build_domain, random_uuid, RealDevices, XsCreateStore};
+pub use real::{build_domain, build_domain_with, BuildFailure, RealDevices, XsCreateStore};
 
 /// xenbus state Connected.
 const CONNECTED: &str = "4";
@@ -320,15 +330,48 @@ pub fn create_domain<H, S, D>(
     options: &WireOptions,
 ) -> Result<Created, CreateError>
 where
-    H: Hypervisor,
+    H: Hypervisor + Sync,
     S: CreateStore + ?Sized,
     D: DeviceHost + ?Sized,
 {
+    let mut clock = PhaseClock::start();
     check_supported(config)?;
     refuse_duplicate(hv, store, &config.name)?;
+    clock.lap("duplicate-name check");
     preflight(store, devices, config)?;
-    let booted = build_domain(hv, config, options.kernel_cache.as_ref())?;
-    let mut created = wire(hv, store, devices, config, &booted, options)?;
+    clock.lap("preflight");
+    let mut created = Created::default();
+    let mut undo = Undo::default();
+    let built = build_domain_with(hv, config, options.kernel_cache.as_ref(), |prepared| {
+        created.domid = prepared.domid;
+        describe_domain(
+            store,
+            devices,
+            config,
+            prepared,
+            &mut undo,
+            &mut created.warnings,
+        )
+    });
+    clock.lap("kernel load, layout, devices and domain build");
+    let (booted, described) = match built {
+        Ok(built) => built,
+        Err(BuildFailure { domid, error }) => {
+            if let Some(domid) = domid {
+                tracing::info!(domid, "create failed, rolling back: {error}");
+                rollback(hv, store, devices, domid, &mut undo);
+            }
+            return Err(error);
+        }
+    };
+    if let Err(err) = finish_domain(
+        hv, store, devices, config, &booted, described, options, &mut undo,
+    ) {
+        tracing::info!(domid = booted.domid, "create failed, rolling back: {err}");
+        rollback(hv, store, devices, booted.domid, &mut undo);
+        return Err(err);
+    }
+    clock.lap("introduce, vifs, unpause, backend waits");
     if let Some(recording) = &options.record {
         let record = crate::state::DomainRecord::new(
             created.domid,
@@ -343,6 +386,7 @@ where
                 config.name
             ));
         }
+        clock.lap("state record");
     }
     Ok(created)
 }
@@ -355,30 +399,13 @@ where
     S: Store + ?Sized,
     D: DeviceHost + ?Sized,
 {
-    use crate::config::disk::{Access, Backend};
     let in_use = vbds_in_use(store)?;
     for disk in &config.disks {
-        let disk_err = |source| CreateError::Disk {
-            vdev: disk.vdev.clone(),
-            spec: disk.spec.clone(),
-            source,
-        };
-        let path = disk.host_path().unwrap_or_default();
-        let is_file = disk.backend == Backend::File
-            || (disk.backend == Backend::Auto && !is_block_device(&path));
-        if is_file {
-            devices.check_image(Path::new(&path)).map_err(disk_err)?;
-            continue;
+        if let devices::DiskSource::Image(image) = devices::disk_source(devices, disk, &in_use)? {
+            devices
+                .check_image(&image)
+                .map_err(|e| devices::disk_error(disk, e))?;
         }
-        let dev = devices.block_device(Path::new(&path)).map_err(disk_err)?;
-        let writable = disk.access != Access::ReadOnly;
-        toolstack::blockdev::check_sharing(
-            &dev,
-            writable,
-            disk.access == Access::SharedWrite,
-            &in_use,
-        )
-        .map_err(disk_err)?;
     }
     for (index, vif) in config.vifs.iter().enumerate() {
         let bridge = vif.bridge_name().to_string();
@@ -470,7 +497,7 @@ pub fn wire<H, S, D>(
     options: &WireOptions,
 ) -> Result<Created, CreateError>
 where
-    H: Hypervisor,
+    H: Hypervisor + Sync,
     S: CreateStore + ?Sized,
     D: DeviceHost + ?Sized,
 {
@@ -594,43 +621,116 @@ where
     S: CreateStore + ?Sized,
     D: DeviceHost + ?Sized,
 {
-    let domid = booted.domid;
     let mut created = Created {
-        domid,
+        domid: booted.domid,
         warnings: Vec::new(),
     };
-    let cmdline = kernel_cmdline(config);
-    let start_time = now_text();
-    let record = DomainRecord {
-        domid,
+    let early = describe_domain(
+        store,
+        devices,
+        config,
+        &booted.prepared(),
+        undo,
+        &mut created.warnings,
+    )?;
+    finish_domain(hv, store, devices, config, booted, early, options, undo)?;
+    Ok(created)
+}
+
+/// What a domain needs before its memory is built: its id, UUID and store event channel.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub domid: DomId,
+    pub uuid: String,
+    pub store_port: u32,
+}
+
+impl Booted {
+    /// What was known before the build.
+    pub fn prepared(&self) -> Prepared {
+        Prepared {
+            domid: self.domid,
+            uuid: self.uuid.clone(),
+            store_port: self.store_port,
+        }
+    }
+}
+
+/// What [`describe_domain`] set up for [`finish_domain`].
+#[derive(Debug)]
+struct Described {
+    domain: DomainRecordOwned,
+    vbd_ids: Vec<u32>,
+    vifs: Vec<devices::VifPlug>,
+    framebuffer: Option<vfb::Plan>,
+}
+
+/// The parts of the domain's [`DomainRecord`] that outlive [`describe_domain`].
+#[derive(Debug)]
+struct DomainRecordOwned {
+    cmdline: String,
+    start_time: String,
+}
+
+fn domain_record<'a>(
+    config: &'a DomainConfig,
+    prepared: &'a Prepared,
+    owned: &'a DomainRecordOwned,
+    store_mfn: u64,
+) -> DomainRecord<'a> {
+    DomainRecord {
+        domid: prepared.domid,
         name: &config.name,
-        uuid: &booted.uuid,
+        uuid: &prepared.uuid,
         vcpus: config.vcpus,
         max_vcpus: config.max_vcpus.max(config.vcpus),
         max_memory_kib: config.maxmem_mb.max(config.memory_mb) * 1024,
         target_memory_kib: config.memory_mb * 1024,
         kernel: config.kernel.as_deref().unwrap_or(""),
         ramdisk: config.ramdisk.as_deref(),
-        cmdline: &cmdline,
-        store_port: booted.store_port,
-        store_mfn: booted.store_mfn,
-        start_time: &start_time,
+        cmdline: &owned.cmdline,
+        store_port: prepared.store_port,
+        store_mfn,
+        start_time: &owned.start_time,
+    }
+}
+
+/// The xenstore node naming the store ring's frame, which only the build knows.
+fn is_store_ring_ref(entry: &XsEntry) -> bool {
+    entry.path.ends_with("/store/ring-ref")
+}
+
+/// Everything that needs the domain's id but not its memory: the domain's xenstore layout
+/// (but the store ring's frame), its disks on loop devices and its vbd, vif and vfb
+/// entries. Runs while the domain is still being built, so blkback and netback set the
+/// devices up meanwhile.
+fn describe_domain<S, D>(
+    store: &S,
+    devices: &D,
+    config: &DomainConfig,
+    prepared: &Prepared,
+    undo: &mut Undo,
+    warnings: &mut Vec<String>,
+) -> Result<Described, CreateError>
+where
+    S: CreateStore + ?Sized,
+    D: DeviceHost + ?Sized,
+{
+    let mut clock = PhaseClock::start();
+    let domid = prepared.domid;
+    let owned = DomainRecordOwned {
+        cmdline: kernel_cmdline(config),
+        start_time: now_text(),
     };
-    let mut layout = domain_layout(&record);
-    console_layout(
-        &mut layout,
-        domid,
-        &ConsoleRecord {
-            port: booted.console_port,
-            ring_mfn: booted.console_mfn,
-        },
-    );
+    let mut layout = domain_layout(&domain_record(config, prepared, &owned, 0));
+    layout.entries.retain(|e| !is_store_ring_ref(e));
     store.write_entries(&layout.entries)?;
-    store.introduce(domid, booted.store_mfn, booted.store_port)?;
+    clock.lap("domain layout write");
 
     // Disks: check and prepare every one before writing any.
     let mut devices_layout = Layout::default();
     let in_use = vbds_in_use(store)?;
+    clock.lap("vbds in use");
     let mut vbd_ids = Vec::new();
     for disk in &config.disks {
         devices::prepare_vbd(
@@ -643,10 +743,11 @@ where
             &mut undo.loops,
         )?;
         vbd_ids.push(disk.device_number);
+        clock.lap("vbd prepared (loop attach)");
     }
 
     // Vifs: refuse a missing bridge before the guest sees anything.
-    let mut vif_ids = Vec::new();
+    let mut vifs = Vec::new();
     for (index, vif) in config.vifs.iter().enumerate() {
         let devid = vif.devid.unwrap_or(index as u32);
         let plug = devices::prepare_vif(
@@ -654,48 +755,95 @@ where
             domid,
             devid,
             vif,
-            &booted.uuid,
+            &prepared.uuid,
             &mut devices_layout,
         )?;
-        vif_ids.push(plug);
+        vifs.push(plug);
+        clock.lap("vif prepared");
     }
-    let framebuffer = vfb::plan(
-        devices,
-        config,
-        domid,
-        &mut devices_layout,
-        &mut created.warnings,
-    )?;
+    let framebuffer = vfb::plan(devices, config, domid, &mut devices_layout, warnings)?;
     store.write_entries(&devices_layout.entries)?;
-    if let Some(plan) = &framebuffer {
+    clock.lap("device layout write");
+    Ok(Described {
+        domain: owned,
+        vbd_ids,
+        vifs,
+        framebuffer,
+    })
+}
+
+/// What needs the built domain: the store ring's frame and the console, the introduction to
+/// xenstored, the framebuffer's qemu, the vifs on their bridges, then (unless paused) the
+/// unpause and the wait for the backends.
+#[allow(clippy::too_many_arguments)]
+fn finish_domain<H, S, D>(
+    hv: &H,
+    store: &S,
+    devices: &D,
+    config: &DomainConfig,
+    booted: &Booted,
+    described: Described,
+    options: &WireOptions,
+    undo: &mut Undo,
+) -> Result<(), CreateError>
+where
+    H: Hypervisor,
+    S: CreateStore + ?Sized,
+    D: DeviceHost + ?Sized,
+{
+    let mut clock = PhaseClock::start();
+    let domid = booted.domid;
+    let prepared = booted.prepared();
+    let full = domain_layout(&domain_record(
+        config,
+        &prepared,
+        &described.domain,
+        booted.store_mfn,
+    ));
+    let mut layout = Layout::default();
+    layout
+        .entries
+        .extend(full.entries.into_iter().filter(is_store_ring_ref));
+    console_layout(
+        &mut layout,
+        domid,
+        &ConsoleRecord {
+            port: booted.console_port,
+            ring_mfn: booted.console_mfn,
+        },
+    );
+    store.write_entries(&layout.entries)?;
+    clock.lap("store ring and console layout write");
+    store.introduce(domid, booted.store_mfn, booted.store_port)?;
+    clock.lap("introduce");
+    if let Some(plan) = &described.framebuffer {
         vfb::start(store, devices, plan, options, &mut undo.device_model)?;
     }
 
     // Netback creates vifD.N once it sees the backend directory.
-    for plug in &vif_ids {
+    for plug in &described.vifs {
         devices::plug_vif(devices, domid, plug, options)?;
+        clock.lap("vif plugged (netdev wait, bridge)");
     }
 
     if !options.paused {
         hv.unpause_domain(domid)?;
-        let mut pending: Vec<(&'static str, u32)> = vbd_ids.iter().map(|&d| ("vbd", d)).collect();
-        pending.extend(vif_ids.iter().map(|plug| ("vif", plug.devid)));
+        clock.lap("unpause");
+        let mut pending: Vec<(&'static str, u32)> =
+            described.vbd_ids.iter().map(|&d| ("vbd", d)).collect();
+        pending.extend(described.vifs.iter().map(|plug| ("vif", plug.devid)));
         match options.wait {
             DeviceWait::Connected => wait_connected(hv, store, domid, &pending, options)?,
             DeviceWait::BackendReady => {
                 wait_backends_ready(hv, store, devices, domid, &pending, options)?
             }
         }
+        clock.lap("backend waits");
     }
     if let Some(dm) = undo.device_model.take() {
         dm.release();
     }
-    Ok(created)
-}
-
-fn is_block_device(path: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+    Ok(())
 }
 
 /// xenbus states at which a backend has given up on a device.
@@ -770,6 +918,7 @@ where
                 _ => false,
             };
             if ready {
+                tracing::debug!(kind, devid, state = %seen, "backend ready");
                 break;
             }
             check_alive(hv, domid)?;

@@ -1,18 +1,22 @@
 //! The real backends of `xm create`: xenstored through the `xenstore` client, dom0's loop
 //! devices, block devices and bridges through `toolstack`, and our domain builder.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use domain_builder::{create_pv_domain, CacheOutcome, KernelCache, KernelImage, PvDomainSpec};
+use domain_builder::{
+    build_prepared_domain, prepare_pv_domain, CacheOutcome, KernelCache, PhaseClock, PvDomainSpec,
+};
 use hypervisor::{DomId, Hypervisor};
 use toolstack::blockdev::BlockDevice;
-use toolstack::layout::{Access as XsAccess, XsEntry};
-use xenstore::{Client, Perm, XsOps};
+use toolstack::layout::{Access as XsAccess, Perms, XsEntry};
+use xenstore::{Client, Errno, Perm, Transaction, XsOps};
 
-use super::{Booted, CreateError, CreateStore, DeviceHost};
+use super::{Booted, CreateError, CreateStore, DeviceHost, Prepared};
 use crate::config::model::DomainConfig;
-use crate::ops::{format_uuid, Store, StoreError, XsStore};
+use crate::ops::{Store, StoreError, XsStore};
 
 /// Largest kernel a bzImage may decompress to.
 const MAX_KERNEL_BYTES: usize = 512 << 20;
@@ -39,7 +43,7 @@ impl XsCreateStore {
     }
 }
 
-fn to_perms(perms: &toolstack::layout::Perms) -> Vec<Perm> {
+fn to_perms(perms: &Perms) -> Vec<Perm> {
     let perm = |domid, access: XsAccess| Perm {
         domid,
         read: matches!(access, XsAccess::Read | XsAccess::Both),
@@ -69,16 +73,76 @@ impl Store for XsCreateStore {
     }
 }
 
+/// The three requests writing a layout takes, so the plan can be checked without xenstored.
+pub(super) trait EntryWriter {
+    type Error;
+    fn exists(&self, path: &str) -> Result<bool, Self::Error>;
+    fn write(&self, path: &str, value: &str) -> Result<(), Self::Error>;
+    fn set_perms(&self, path: &str, perms: &Perms) -> Result<(), Self::Error>;
+}
+
+impl EntryWriter for Transaction<'_> {
+    type Error = xenstore::client::Error;
+
+    fn exists(&self, path: &str) -> Result<bool, Self::Error> {
+        match self.read(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.errno() == Some(Errno::Enoent) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write(&self, path: &str, value: &str) -> Result<(), Self::Error> {
+        XsOps::write(self, path, value.as_bytes())
+    }
+
+    fn set_perms(&self, path: &str, perms: &Perms) -> Result<(), Self::Error> {
+        XsOps::set_perms(self, path, &to_perms(perms))
+    }
+}
+
+/// Writes `entries` in order, each with its permissions, in as few requests as xenstored's
+/// rule allows: a node created under a parent that this batch itself created inherits the
+/// parent's permissions (xenstored gives a privileged writer's new node its parent's), so
+/// its own are set only when they differ. Any other node is looked up first; whether or not
+/// it existed its permissions are set, and only below a node that did not exist is anything
+/// taken to be new. Under emulation each request costs about a millisecond of xenstored's
+/// time, and a domain's layout is a hundred entries.
+pub(super) fn write_entries_with<W: EntryWriter>(
+    writer: &W,
+    entries: &[XsEntry],
+) -> Result<(), W::Error> {
+    // Nodes this batch created, with the permissions they have now.
+    let mut created: HashMap<&str, &Perms> = HashMap::new();
+    for entry in entries {
+        let path = entry.path.as_str();
+        let parent = path.rsplit_once('/').map(|(parent, _)| parent);
+        let created_parent = parent.and_then(|p| created.get(p).copied());
+        match created_parent {
+            Some(inherited) if !created.contains_key(path) => {
+                writer.write(path, &entry.value)?;
+                if *inherited != entry.perms {
+                    writer.set_perms(path, &entry.perms)?;
+                }
+                created.insert(path, &entry.perms);
+            }
+            _ => {
+                let new = !created.contains_key(path) && !writer.exists(path)?;
+                writer.write(path, &entry.value)?;
+                writer.set_perms(path, &entry.perms)?;
+                if new || created.contains_key(path) {
+                    created.insert(path, &entry.perms);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CreateStore for XsCreateStore {
     fn write_entries(&self, entries: &[XsEntry]) -> Result<(), StoreError> {
         self.client
-            .transact(|t| {
-                for e in entries {
-                    t.write(&e.path, e.value.as_bytes())?;
-                    t.set_perms(&e.path, &to_perms(&e.perms))?;
-                }
-                Ok(())
-            })
+            .transact(|t| write_entries_with(t, entries))
             .map_err(|e| StoreError(e.to_string()))
     }
 
@@ -147,11 +211,6 @@ impl DeviceHost for RealDevices {
     }
 }
 
-/// A fresh random UUID from the kernel.
-pub fn random_uuid() -> [u8; 16] {
-    hypervisor::uuid::random()
-}
-
 fn read(path: &str) -> Result<Vec<u8>, CreateError> {
     std::fs::read(path).map_err(|source| CreateError::Read {
         path: PathBuf::from(path),
@@ -159,45 +218,118 @@ fn read(path: &str) -> Result<Vec<u8>, CreateError> {
     })
 }
 
+/// Held while a domain is built: the kernel (compressed, decompressed) and ramdisk buffers
+/// of one build are ~100 MiB, so parallel creates (`xm autostart --parallel N`, the
+/// daemon's restarts) build one at a time and overlap only in their device wiring; three
+/// builds at once got xm OOM-killed in a 768 MiB dom0.
+pub(super) static BUILD_GATE: Mutex<()> = Mutex::new(());
+
+/// A build that failed, and the domain it leaves (once created) for the caller to destroy.
+#[derive(Debug)]
+pub struct BuildFailure {
+    pub domid: Option<DomId>,
+    pub error: CreateError,
+}
+
+impl<E: Into<CreateError>> From<E> for BuildFailure {
+    fn from(error: E) -> BuildFailure {
+        BuildFailure {
+            domid: None,
+            error: error.into(),
+        }
+    }
+}
+
 /// Reads the kernel (through the cache of decompressed kernels, when given; a miss fills it)
-/// and ramdisk and builds the paused domain.
-pub fn build_domain<H: Hypervisor>(
+/// and ramdisk and builds the paused domain; destroys it again if the build fails. One build
+/// runs at a time in this process.
+pub fn build_domain<H: Hypervisor + Sync>(
     hv: &H,
     config: &DomainConfig,
     cache: Option<&KernelCache>,
 ) -> Result<Booted, CreateError> {
+    match build_domain_with(hv, config, cache, |_| Ok(())) {
+        Ok((booted, ())) => Ok(booted),
+        Err(BuildFailure { domid, error }) => {
+            if let Some(domid) = domid {
+                if let Err(e) = hv.destroy_domain(domid) {
+                    tracing::warn!(domid, "destroying the half-built domain: {e}");
+                }
+            }
+            Err(error)
+        }
+    }
+}
+
+/// [`build_domain`], with `meanwhile` run once the domain exists, on this thread while its
+/// memory is built on another (it gets the domain's id, UUID and store event channel): the
+/// xenstore layout and the devices, so they and dom0's backends set up during the build. A failure after the domain
+/// was created leaves it to the caller, named in the [`BuildFailure`].
+pub fn build_domain_with<H: Hypervisor + Sync, T>(
+    hv: &H,
+    config: &DomainConfig,
+    cache: Option<&KernelCache>,
+    meanwhile: impl FnOnce(&Prepared) -> Result<T, CreateError>,
+) -> Result<(Booted, T), BuildFailure> {
+    // A build that panicked left nothing behind the lock guards; carry on.
+    let _one_build_at_a_time = BUILD_GATE.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut clock = PhaseClock::start();
     let kernel_path = config.kernel.as_deref().unwrap_or_default();
     let loaded =
         KernelCache::load(cache, Path::new(kernel_path)).map_err(|source| CreateError::Read {
             path: PathBuf::from(kernel_path),
             source,
         })?;
+    clock.lap("kernel read (cache lookup)");
     let ramdisk = config.ramdisk.as_deref().map(read).transpose()?;
-    let kernel = KernelImage::parse(&loaded.bytes, MAX_KERNEL_BYTES).map_err(|source| {
-        CreateError::Kernel {
+    clock.lap("ramdisk read");
+    let kernel = loaded
+        .parse(MAX_KERNEL_BYTES)
+        .map_err(|source| CreateError::Kernel {
             path: PathBuf::from(kernel_path),
             source,
-        }
-    })?;
+        })?;
+    clock.lap("kernel parse");
     let handle = config
         .uuid
         .as_deref()
         .and_then(hypervisor::uuid::parse)
-        .unwrap_or_else(random_uuid);
+        .unwrap_or_else(hypervisor::uuid::random);
     let cmdline = super::kernel_cmdline(config);
-    let created = create_pv_domain(
-        hv,
-        &PvDomainSpec {
-            handle,
-            vcpus: config.vcpus.max(1),
-            memory_kib: config.memory_mb * 1024,
-            kernel: &kernel,
-            ramdisk: ramdisk.as_deref(),
-            cmdline: &cmdline,
-            store_domid: 0,
-            console_domid: 0,
-        },
-    )?;
+    let spec = PvDomainSpec {
+        handle,
+        vcpus: config.vcpus.max(1),
+        memory_kib: config.memory_mb * 1024,
+        kernel: &kernel,
+        ramdisk: ramdisk.as_deref(),
+        cmdline: &cmdline,
+        store_domid: 0,
+        console_domid: 0,
+    };
+    let prepared = prepare_pv_domain(hv, &spec)?;
+    let domid = prepared.domid;
+    let failed = |error: CreateError| BuildFailure {
+        domid: Some(domid),
+        error,
+    };
+    let uuid = hypervisor::uuid::format(&handle);
+    // The memory is built on a second thread while this one describes the domain: the
+    // xenstore writes wait on xenstored, the build on Xen, and neither needs the other.
+    let (early, created) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| build_prepared_domain(hv, &prepared, &spec));
+        let early = meanwhile(&Prepared {
+            domid,
+            uuid: uuid.clone(),
+            store_port: prepared.store_port,
+        });
+        let created = build
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (early, created)
+    });
+    let early = early.map_err(failed)?;
+    let created = created.map_err(|e| failed(CreateError::from(e)))?;
+    clock.lap("described and built");
     tracing::info!(
         kernel_cache = loaded.outcome.as_str(),
         build_ms = created.build_time.as_millis() as u64,
@@ -210,15 +342,16 @@ pub fn build_domain<H: Hypervisor>(
     if let (Some(cache), Some(elf)) = (cache, kernel.into_decompressed()) {
         if loaded.outcome == CacheOutcome::Miss {
             cache.store(&loaded, &elf);
+            clock.lap("kernel cache fill");
         }
     }
     let booted = Booted {
         domid: created.domid,
-        uuid: format_uuid(&handle),
+        uuid,
         store_mfn: created.built.store_mfn.0,
         store_port: created.store_port,
         console_mfn: created.built.console_mfn.0,
         console_port: created.console_port,
     };
-    Ok(booted)
+    Ok((booted, early))
 }

@@ -1,121 +1,24 @@
 //! Host tests of creation on the simulator, an in-memory xenstore and a fake dom0.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hypervisor::{DomainConfig as HvConfig, Hypervisor, SimHypervisor};
-use toolstack::blockdev::BlockDevice;
+use hypervisor::{Hypervisor, SimHypervisor};
 
 use super::*;
-use crate::config::host::SandboxHost;
-use crate::config::load::{load_text, LoadOptions};
+use crate::test_support::{self, config, dom0_store, only_dom0_nodes, FakeDom0};
 
-/// dom0 as the tests want it: which bridges and images exist, and a log of what was done.
-#[derive(Default)]
-struct FakeDom0<'a> {
-    bridges: Vec<&'static str>,
-    /// Netdevs netback "creates".
-    netdevs: Vec<String>,
-    log: RefCell<Vec<String>>,
-    attached: RefCell<Vec<PathBuf>>,
-    /// Runs when a netdev is enslaved: lets a test play blkback/netback connecting.
-    on_enslave: Option<Box<dyn Fn() + 'a>>,
-    /// blkback never gets to open the disk.
-    vbd_never_opened: bool,
-}
-
-impl FakeDom0<'_> {
-    fn log(&self, line: String) {
-        self.log.borrow_mut().push(line);
+/// dom0 for these tests: the LV /dev/vg01/root and images under /images; no bridges.
+fn fake_dom0<'a>() -> FakeDom0<'a> {
+    FakeDom0 {
+        block_devices: vec![("/dev/vg01/root", 1)],
+        images_under: Some("/images"),
+        ..FakeDom0::default()
     }
 }
 
-impl DeviceHost for FakeDom0<'_> {
-    fn block_device(&self, path: &Path) -> toolstack::Result<BlockDevice> {
-        if path == Path::new("/dev/vg01/root") {
-            return Ok(BlockDevice {
-                path: path.to_path_buf(),
-                major: 0xfe,
-                minor: 1,
-            });
-        }
-        Err(toolstack::Error::NotABlockDevice(path.to_path_buf()))
-    }
-    fn loop_attach(&self, image: &Path, _writable: bool) -> toolstack::Result<BlockDevice> {
-        if !image.starts_with("/images") {
-            return Err(toolstack::Error::DiskSource {
-                path: image.to_path_buf(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
-        }
-        let n = self.attached.borrow().len();
-        let node = PathBuf::from(format!("/dev/loop{n}"));
-        self.attached.borrow_mut().push(node.clone());
-        self.log(format!("attach {}", node.display()));
-        Ok(BlockDevice {
-            path: node,
-            major: 7,
-            minor: n as u32,
-        })
-    }
-    fn loop_detach(&self, node: &Path) -> toolstack::Result<()> {
-        self.attached.borrow_mut().retain(|n| n != node);
-        self.log(format!("detach {}", node.display()));
-        Ok(())
-    }
-    fn check_bridge(&self, bridge: &str) -> toolstack::Result<()> {
-        if self.bridges.contains(&bridge) {
-            Ok(())
-        } else {
-            Err(toolstack::Error::NoSuchBridge(bridge.to_string()))
-        }
-    }
-    fn netdev_exists(&self, name: &str) -> bool {
-        self.netdevs.iter().any(|n| n == name)
-    }
-    fn rename_netdev(&self, from: &str, to: &str) -> toolstack::Result<()> {
-        self.log(format!("rename {from} {to}"));
-        Ok(())
-    }
-    fn bridge_attach(&self, netdev: &str, bridge: &str) -> toolstack::Result<()> {
-        self.log(format!("enslave {netdev} {bridge}"));
-        if let Some(hook) = &self.on_enslave {
-            hook();
-        }
-        Ok(())
-    }
-    fn bridge_detach(&self, netdev: &str) -> toolstack::Result<()> {
-        self.log(format!("release {netdev}"));
-        Ok(())
-    }
-    fn device_model(&self) -> Option<PathBuf> {
-        None
-    }
-    fn vbd_opened(&self, _domid: DomId, _devid: u32) -> bool {
-        !self.vbd_never_opened
-    }
-}
-
-fn config(text: &str) -> DomainConfig {
-    let host = SandboxHost::default();
-    load_text(Path::new("t.cfg"), text, &LoadOptions::default(), &host)
-        .map(|l| l.config)
-        .unwrap_or_else(|e| panic!("config does not load: {e}"))
-}
-
-/// A simulated paused domain, as the builder would leave it.
 fn booted(hv: &SimHypervisor) -> Booted {
-    let handle = [7u8; 16];
-    let domid = hv.create_domain(&HvConfig::pv(handle, 1)).unwrap();
-    Booted {
-        domid,
-        uuid: crate::ops::format_uuid(&handle),
-        store_mfn: 0x1000,
-        store_port: 1,
-        console_mfn: 0x1001,
-        console_port: 2,
-    }
+    test_support::booted(hv, 7)
 }
 
 fn quick() -> WireOptions {
@@ -138,33 +41,19 @@ fn quick_ready() -> WireOptions {
     }
 }
 
-fn store() -> MemStore {
-    let s = MemStore::new();
-    s.write("/local/domain/0/name", "Domain-0").unwrap();
-    s
-}
-
-/// Every node is dom0's own again.
-fn only_dom0_nodes(s: &MemStore) -> Vec<String> {
-    s.dump()
-        .into_keys()
-        .filter(|k| !k.starts_with("/local/domain/0/name"))
-        .collect()
-}
-
 const TINY: &str = "kernel = '/k'\nmemory = 32\nname = 'tiny'\nextra = 'hello'\n";
 
 #[test]
 fn paused_create_writes_the_domain_and_console_layout() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let cfg = config(TINY);
     let opts = WireOptions {
         paused: true,
         ..quick()
     };
-    let created = wire(&hv, &s, &FakeDom0::default(), &cfg, &b, &opts).unwrap();
+    let created = wire(&hv, &s, &fake_dom0(), &cfg, &b, &opts).unwrap();
     let d = created.domid;
     assert_eq!(
         s.read(&format!("/local/domain/{d}/name"))
@@ -196,12 +85,12 @@ fn paused_create_writes_the_domain_and_console_layout() {
 #[test]
 fn missing_bridge_destroys_the_domain_and_removes_every_node() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let cfg = config(&format!(
         "{TINY}disk = ['file:/images/a.img,xvda,w']\nvif = ['bridge=nosuchbr0']\n"
     ));
-    let dom0 = FakeDom0::default();
+    let dom0 = fake_dom0();
     let err = wire(&hv, &s, &dom0, &cfg, &b, &quick()).unwrap_err();
     assert!(err.to_string().contains("nosuchbr0"), "{err}");
     assert!(err.to_string().contains("vif 0"), "{err}");
@@ -218,10 +107,10 @@ fn missing_bridge_destroys_the_domain_and_removes_every_node() {
 #[test]
 fn missing_image_names_the_disk_and_leaves_nothing() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let cfg = config(&format!("{TINY}disk = ['file:/nowhere/a.img,xvda,w']\n"));
-    let err = wire(&hv, &s, &FakeDom0::default(), &cfg, &b, &quick()).unwrap_err();
+    let err = wire(&hv, &s, &fake_dom0(), &cfg, &b, &quick()).unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("disk xvda (file:/nowhere/a.img,xvda,w)"),
@@ -234,7 +123,7 @@ fn missing_image_names_the_disk_and_leaves_nothing() {
 #[test]
 fn disk_writable_in_another_domain_is_refused_unless_forced() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     s.write(
         "/local/domain/0/backend/vbd/9/51712/physical-device",
         "fe:1",
@@ -244,7 +133,7 @@ fn disk_writable_in_another_domain_is_refused_unless_forced() {
         .unwrap();
     let b = booted(&hv);
     let cfg = config(&format!("{TINY}disk = ['phy:/dev/vg01/root,xvda,w']\n"));
-    let err = wire(&hv, &s, &FakeDom0::default(), &cfg, &b, &quick()).unwrap_err();
+    let err = wire(&hv, &s, &fake_dom0(), &cfg, &b, &quick()).unwrap_err();
     assert!(err.to_string().contains("domain 9"), "{err}");
     assert!(hv.domain_info(b.domid).is_err());
     // the other domain's backend is untouched
@@ -261,7 +150,7 @@ fn disk_writable_in_another_domain_is_refused_unless_forced() {
         paused: true,
         ..quick()
     };
-    let created = wire(&hv, &s, &FakeDom0::default(), &cfg, &b, &opts).unwrap();
+    let created = wire(&hv, &s, &fake_dom0(), &cfg, &b, &opts).unwrap();
     let pd = format!(
         "/local/domain/0/backend/vbd/{}/51712/physical-device",
         created.domid
@@ -272,15 +161,15 @@ fn disk_writable_in_another_domain_is_refused_unless_forced() {
 #[test]
 fn backend_that_never_connects_times_out_naming_both_states_and_rolls_back() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let cfg = config(&format!(
         "{TINY}disk = ['file:/images/a.img,xvda,w']\nvif = ['bridge=xenbr0,vifname=web0']\n"
     ));
     let dom0 = FakeDom0 {
         bridges: vec!["xenbr0"],
-        netdevs: vec![format!("vif{}.0", b.domid)],
-        ..FakeDom0::default()
+        netdevs: RefCell::new(vec![format!("vif{}.0", b.domid)]),
+        ..fake_dom0()
     };
     let err = wire(&hv, &s, &dom0, &cfg, &b, &quick()).unwrap_err();
     let text = err.to_string();
@@ -306,12 +195,12 @@ fn backend_that_never_connects_times_out_naming_both_states_and_rolls_back() {
 #[test]
 fn vif_whose_netdev_never_appears_is_an_error_naming_it() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let cfg = config(&format!("{TINY}vif = ['bridge=xenbr0']\n"));
     let dom0 = FakeDom0 {
         bridges: vec!["xenbr0"],
-        ..FakeDom0::default()
+        ..fake_dom0()
     };
     let err = wire(&hv, &s, &dom0, &cfg, &b, &quick()).unwrap_err();
     assert!(
@@ -325,7 +214,7 @@ fn vif_whose_netdev_never_appears_is_an_error_naming_it() {
 #[test]
 fn connected_backends_complete_the_create_with_a_stable_mac() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let d = b.domid;
     let sr = &s;
@@ -334,7 +223,7 @@ fn connected_backends_complete_the_create_with_a_stable_mac() {
     ));
     let dom0 = FakeDom0 {
         bridges: vec!["xenbr0"],
-        netdevs: vec![format!("vif{d}.0")],
+        netdevs: RefCell::new(vec![format!("vif{d}.0")]),
         // blkback and netback connect once the vif is on the bridge
         on_enslave: Some(Box::new(move || {
             sr.write(&format!("/local/domain/0/backend/vbd/{d}/51712/state"), "4")
@@ -342,7 +231,7 @@ fn connected_backends_complete_the_create_with_a_stable_mac() {
             sr.write(&format!("/local/domain/0/backend/vif/{d}/0/state"), "4")
                 .unwrap();
         })),
-        ..FakeDom0::default()
+        ..fake_dom0()
     };
     let created = wire(&hv, &s, &dom0, &cfg, &b, &quick()).unwrap();
     assert!(!hv.domain_info(d).unwrap().paused);
@@ -367,7 +256,7 @@ fn connected_backends_complete_the_create_with_a_stable_mac() {
 #[test]
 fn a_live_domain_with_the_name_is_a_duplicate() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     s.write(&format!("/local/domain/{}/name", b.domid), "tiny")
         .unwrap();
@@ -394,9 +283,9 @@ fn disk_and_vif() -> DomainConfig {
 fn dom0_playing<'a>(d: DomId, hook: impl Fn() + 'a) -> FakeDom0<'a> {
     FakeDom0 {
         bridges: vec!["xenbr0"],
-        netdevs: vec![format!("vif{d}.0")],
+        netdevs: RefCell::new(vec![format!("vif{d}.0")]),
         on_enslave: Some(Box::new(hook)),
-        ..FakeDom0::default()
+        ..fake_dom0()
     }
 }
 
@@ -411,7 +300,7 @@ fn backends_at_init_wait(s: &MemStore, d: DomId) {
 #[test]
 fn by_default_create_returns_once_the_backends_are_ready_without_waiting_for_the_guest() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let d = b.domid;
     let sr = &s;
@@ -431,7 +320,7 @@ fn by_default_create_returns_once_the_backends_are_ready_without_waiting_for_the
 #[test]
 fn a_disk_blkback_cannot_open_fails_the_create_with_its_reason_and_rolls_back() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let d = b.domid;
     let sr = &s;
@@ -459,7 +348,7 @@ fn a_disk_blkback_cannot_open_fails_the_create_with_its_reason_and_rolls_back() 
 #[test]
 fn a_disk_still_unopened_at_the_deadline_is_a_timeout_saying_so() {
     let hv = SimHypervisor::new();
-    let s = store();
+    let s = dom0_store();
     let b = booted(&hv);
     let d = b.domid;
     let sr = &s;
@@ -480,7 +369,7 @@ fn a_disk_still_unopened_at_the_deadline_is_a_timeout_saying_so() {
 
 #[test]
 fn preflight_refuses_a_busy_disk_and_a_missing_bridge_before_anything_is_built() {
-    let s = store();
+    let s = dom0_store();
     s.write(
         "/local/domain/0/backend/vbd/9/51712/physical-device",
         "fe:1",
@@ -490,7 +379,7 @@ fn preflight_refuses_a_busy_disk_and_a_missing_bridge_before_anything_is_built()
         .unwrap();
     let dom0 = FakeDom0 {
         bridges: vec!["xenbr0"],
-        ..FakeDom0::default()
+        ..fake_dom0()
     };
     let busy = config(&format!("{TINY}disk = ['phy:/dev/vg01/root,xvda1,w']\n"));
     let err = preflight(&s, &dom0, &busy).unwrap_err().to_string();

@@ -511,10 +511,13 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
+/// Longest monitor line we accept; qemu's greeting and `query-vnc` reply are well under 4 KiB.
+const MAX_QMP_LINE: u64 = 64 * 1024;
+
 /// Asks qemu's QMP monitor `query-vnc`: the monitor only answers once qemu's start-up is
 /// complete. Returns `HOST:PORT` when the VNC server is enabled.
 fn query_vnc(socket: &Path, timeout: Duration) -> Result<Option<String>, String> {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader, Read, Write};
     let deadline = Instant::now() + timeout;
     let stream = loop {
         match std::os::unix::net::UnixStream::connect(socket) {
@@ -539,20 +542,21 @@ fn query_vnc(socket: &Path, timeout: Duration) -> Result<Option<String>, String>
     // one reply per command; events in between are skipped
     let next_reply = |reader: &mut BufReader<std::os::unix::net::UnixStream>| loop {
         let mut line = String::new();
-        match reader.read_line(&mut line) {
+        // a monitor that never ends its line must not make us buffer without limit
+        match reader.by_ref().take(MAX_QMP_LINE).read_line(&mut line) {
             Ok(0) => return Err("its monitor closed the connection".to_string()),
+            Ok(_) if !line.ends_with('\n') && line.len() as u64 >= MAX_QMP_LINE => {
+                return Err(format!(
+                    "its monitor sent a line longer than {MAX_QMP_LINE} bytes"
+                ))
+            }
             Ok(_) => {}
             Err(e) => return Err(format!("reading its monitor: {e}")),
         }
-        let reply: serde_json::Value = serde_json::from_str(&line)
-            .map_err(|e| format!("its monitor said {:?}: {e}", line.trim()))?;
-        if reply.get("event").is_some() {
-            continue;
+        match super::qmp::parse_line(&line).map_err(|e| e.to_string())? {
+            super::qmp::Message::Event => continue,
+            super::qmp::Message::Reply(reply) => return Ok(reply),
         }
-        if let Some(error) = reply.get("error") {
-            return Err(format!("its monitor refused: {error}"));
-        }
-        return Ok(reply);
     };
     next_reply(&mut reader)?; // the greeting
     for command in [
@@ -564,14 +568,7 @@ fn query_vnc(socket: &Path, timeout: Duration) -> Result<Option<String>, String>
             .map_err(|e| format!("writing to its monitor: {e}"))?;
         let reply = next_reply(&mut reader)?;
         if command.contains("query-vnc") {
-            let info = &reply["return"];
-            if info["enabled"] != serde_json::Value::Bool(true) {
-                return Ok(None);
-            }
-            return Ok(match (info["host"].as_str(), info["service"].as_str()) {
-                (Some(host), Some(port)) => Some(format!("{host}:{port}")),
-                _ => None,
-            });
+            return Ok(super::qmp::vnc_address(&reply));
         }
     }
     Ok(None)
@@ -633,6 +630,62 @@ mod tests {
 
     fn vfb(spec: &str) -> Vfb {
         parse_vfb(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
+    }
+
+    /// A QMP monitor on a socket in `dir` that sends `greeting`, then answers each command
+    /// line with the next of `replies`.
+    fn fake_monitor(
+        dir: &Path,
+        greeting: String,
+        replies: Vec<String>,
+    ) -> (PathBuf, std::thread::JoinHandle<()>) {
+        use std::io::{BufRead, BufReader, Write};
+        let path = dir.join("qmp");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            // the client may give up mid-greeting; a broken pipe here is expected
+            let _ = writer.write_all(greeting.as_bytes());
+            let mut lines = BufReader::new(stream).lines();
+            for reply in replies {
+                if lines.next().is_none() {
+                    return;
+                }
+                let _ = writer.write_all(reply.as_bytes());
+            }
+        });
+        (path, server)
+    }
+
+    #[test]
+    fn query_vnc_skips_events_and_returns_the_servers_address() {
+        let dir = crate::test_support::Scratch::new("qmp-ok");
+        let (socket, server) = fake_monitor(
+            dir.path(),
+            "{\"QMP\": {\"version\": {}}}\n".into(),
+            vec![
+                "{\"return\": {}}\n".into(),
+                concat!(
+                    "{\"event\": \"VNC_CONNECTED\"}\n",
+                    "{\"return\": {\"enabled\": true, \"host\": \"127.0.0.1\", \"service\": \"5901\"}}\n"
+                )
+                .into(),
+            ],
+        );
+        let address = query_vnc(&socket, Duration::from_secs(10)).unwrap();
+        assert_eq!(address.as_deref(), Some("127.0.0.1:5901"));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_monitor_line_without_end_is_refused_not_buffered() {
+        let dir = crate::test_support::Scratch::new("qmp-long");
+        let endless = "x".repeat(MAX_QMP_LINE as usize + 10);
+        let (socket, server) = fake_monitor(dir.path(), endless, Vec::new());
+        let err = query_vnc(&socket, Duration::from_secs(10)).unwrap_err();
+        assert!(err.contains("longer than 65536 bytes"), "{err}");
+        server.join().unwrap();
     }
 
     #[test]

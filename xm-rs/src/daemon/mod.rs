@@ -24,7 +24,7 @@ use hypervisor::{DomId, DomainInfo, Hypervisor, ShutdownReason};
 
 use crate::config::model::Action;
 use crate::create::{self, CreateStore, DeviceHost, Recording, WireOptions};
-use crate::ops::{self, format_uuid, Domain};
+use crate::ops::{self, Domain};
 use crate::state::events::{Event, EventLog};
 use crate::state::{unix_now, Death, DomainRecord, Left, Origin, StateDir};
 
@@ -200,7 +200,7 @@ struct Live {
 
 impl<'a, H, S, D, P> Daemon<'a, H, S, D, P>
 where
-    H: Hypervisor,
+    H: Hypervisor + Sync,
     S: CreateStore + ?Sized,
     D: DeviceHost + ?Sized,
     P: HostProbe + ?Sized,
@@ -265,7 +265,7 @@ where
             .hv
             .list_domains()?
             .iter()
-            .map(|i| (format_uuid(&i.handle), i.domid))
+            .map(|i| (hypervisor::uuid::format(&i.handle), i.domid))
             .collect();
         let loaded = self.state.load_all();
         self.report_corrupt(&loaded.problems);
@@ -313,7 +313,7 @@ where
                 .store
                 .read(&format!("{}/name", ops::dom_path(info.domid)))?;
             live.push(Live {
-                uuid: format_uuid(&info.handle),
+                uuid: hypervisor::uuid::format(&info.handle),
                 info,
                 name,
             });
@@ -637,7 +637,17 @@ where
             Action::Restart | Action::RenameRestart | Action::CoredumpRestart => {
                 let prefix =
                     (action == Action::CoredumpRestart).then(|| self.write_core(domid, &name));
-                let mut words = self.restart(l, &name, &reason, record, action)?;
+                let mut words = if self.state.host_stopping() {
+                    // `xm autostart --stop` is shutting the guests down for the host's
+                    // shutdown: a restarted guest would only be killed with the host.
+                    let destroyed = self.destroy(l)?;
+                    self.state.forget(&record.uuid);
+                    format!(
+                        "not restarted: the host is stopping (xm autostart --stop); {destroyed}"
+                    )
+                } else {
+                    self.restart(l, &name, &reason, record, action)?
+                };
                 if let Some(p) = prefix {
                     words = format!("{p}; {words}");
                 }
@@ -726,7 +736,7 @@ where
             Ok(created) => {
                 death.restarted_as = Some(created.domid);
                 let new_uuid = ops::refresh(self.hv, created.domid)?
-                    .map(|i| format_uuid(&i.handle))
+                    .map(|i| hypervisor::uuid::format(&i.handle))
                     .unwrap_or_default();
                 let mut new_record =
                     self.state

@@ -167,7 +167,7 @@ pub fn run<H, S, D, P>(
     policy: Policy,
 ) -> Result<(), DaemonError>
 where
-    H: Hypervisor,
+    H: Hypervisor + Sync,
     S: CreateStore + ?Sized,
     D: DeviceHost + ?Sized,
     P: HostProbe + ?Sized,

@@ -3,81 +3,15 @@
 //! makes a guest shut down with a reason (the simulator's `shutdown_domain`), scans, and
 //! checks the hypervisor, xenstore, the record and the event log.
 
-use std::cell::RefCell;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hypervisor::{DomainConfig as HvConfig, Hypervisor, ShutdownReason, SimHypervisor};
-use toolstack::blockdev::BlockDevice;
 
 use super::*;
-use crate::config::host::SandboxHost;
-use crate::config::load::{load_text, LoadOptions};
 use crate::ops::{MemStore, Store};
 use crate::state::events::{parse_lines, LogLine};
-
-/// The builder's own synthetic PV kernel, so restarts build real domains on the simulator.
-#[path = "../../../domain-builder/tests/common/mod.rs"]
-mod synthetic_kernel;
-
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("xm-daemon-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// dom0 with no devices but loop devices it remembers releasing.
-#[derive(Default)]
-struct FakeDom0 {
-    detached: RefCell<Vec<String>>,
-}
-
-impl DeviceHost for FakeDom0 {
-    fn block_device(&self, path: &Path) -> toolstack::Result<BlockDevice> {
-        Err(toolstack::Error::NotABlockDevice(path.to_path_buf()))
-    }
-    fn loop_attach(&self, image: &Path, _writable: bool) -> toolstack::Result<BlockDevice> {
-        Err(toolstack::Error::NotABlockDevice(image.to_path_buf()))
-    }
-    fn loop_detach(&self, node: &Path) -> toolstack::Result<()> {
-        self.detached
-            .borrow_mut()
-            .push(node.to_string_lossy().into_owned());
-        Ok(())
-    }
-    fn check_bridge(&self, bridge: &str) -> toolstack::Result<()> {
-        Err(toolstack::Error::NoSuchBridge(bridge.to_string()))
-    }
-    fn netdev_exists(&self, _name: &str) -> bool {
-        false
-    }
-    fn rename_netdev(&self, _from: &str, _to: &str) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn bridge_attach(&self, _netdev: &str, _bridge: &str) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn bridge_detach(&self, _netdev: &str) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn device_model(&self) -> Option<PathBuf> {
-        None
-    }
-}
+use crate::test_support::{config, dom0_store, kernel_in, FakeDom0, Scratch};
 
 /// xl as the tests want it: saved configs by domid, monitors by name.
 #[derive(Default)]
@@ -99,7 +33,7 @@ impl HostProbe for FakeXl {
 struct Host {
     hv: SimHypervisor,
     store: MemStore,
-    dom0: FakeDom0,
+    dom0: FakeDom0<'static>,
     xl: FakeXl,
     kernel: PathBuf,
     scratch: Scratch,
@@ -108,20 +42,10 @@ struct Host {
 impl Host {
     fn new(tag: &str) -> Host {
         let scratch = Scratch::new(tag);
-        let kernel = scratch.0.join("vmlinuz");
-        std::fs::write(
-            &kernel,
-            synthetic_kernel::synthetic_kernel(
-                &synthetic_kernel::default_segments(),
-                synthetic_kernel::Declare::Notes,
-            ),
-        )
-        .expect("kernel written");
-        let store = MemStore::new();
-        store.write("/local/domain/0/name", "Domain-0").unwrap();
+        let kernel = kernel_in(scratch.path());
         Host {
             hv: SimHypervisor::new(),
-            store,
+            store: dom0_store(),
             dom0: FakeDom0::default(),
             xl: FakeXl::default(),
             kernel,
@@ -130,7 +54,7 @@ impl Host {
     }
 
     fn state(&self) -> StateDir {
-        StateDir::new(self.scratch.0.join("state"))
+        StateDir::new(self.scratch.path().join("state"))
     }
 
     fn policy(&self) -> Policy {
@@ -138,12 +62,12 @@ impl Host {
             storm_deaths: 3,
             storm_window: Duration::from_secs(600),
             tick: Duration::from_millis(10),
-            dump_dir: self.scratch.0.join("dump"),
+            dump_dir: self.scratch.path().join("dump"),
             wire: quick(),
         }
     }
 
-    fn daemon(&self) -> Daemon<'_, SimHypervisor, MemStore, FakeDom0, FakeXl> {
+    fn daemon(&self) -> Daemon<'_, SimHypervisor, MemStore, FakeDom0<'static>, FakeXl> {
         Daemon::new(
             &self.hv,
             &self.store,
@@ -160,14 +84,7 @@ impl Host {
             "name = '{name}'\nkernel = '{}'\nmemory = 32\n{extra}",
             self.kernel.display()
         );
-        let config = load_text(
-            Path::new("t.cfg"),
-            &text,
-            &LoadOptions::default(),
-            &SandboxHost::default(),
-        )
-        .expect("config loads")
-        .config;
+        let config = config(&text);
         let options = WireOptions {
             record: Some(Recording {
                 state: self.state(),
@@ -226,7 +143,7 @@ fn poweroff_under_destroy_leaves_nothing_behind() {
     let mut daemon = host.daemon();
     daemon.start().unwrap();
     daemon.scan().unwrap();
-    let uuid = format_uuid(&host.hv.domain_info(domid).unwrap().handle);
+    let uuid = hypervisor::uuid::format(&host.hv.domain_info(domid).unwrap().handle);
     assert!(host.state().read(&uuid).unwrap().is_some());
 
     host.hv
@@ -259,7 +176,7 @@ fn poweroff_under_destroy_leaves_nothing_behind() {
 fn reboot_under_restart_brings_the_same_name_and_uuid_back_with_a_new_domid() {
     let host = Host::new("reboot");
     let old = host.create("web", "on_reboot = 'restart'");
-    let uuid = format_uuid(&host.hv.domain_info(old).unwrap().handle);
+    let uuid = hypervisor::uuid::format(&host.hv.domain_info(old).unwrap().handle);
     let mut daemon = host.daemon();
     daemon.start().unwrap();
     daemon.scan().unwrap();
@@ -276,7 +193,7 @@ fn reboot_under_restart_brings_the_same_name_and_uuid_back_with_a_new_domid() {
         "old domain not destroyed"
     );
     let info = host.hv.domain_info(new).unwrap();
-    assert_eq!(format_uuid(&info.handle), uuid);
+    assert_eq!(hypervisor::uuid::format(&info.handle), uuid);
     assert!(!info.shutdown && !info.paused);
     let record = host.state().read(&uuid).unwrap().expect("record kept");
     assert_eq!(record.domid, new);
@@ -304,6 +221,47 @@ fn reboot_under_restart_brings_the_same_name_and_uuid_back_with_a_new_domid() {
         1,
         "the restarted domain was 'adopted'"
     );
+}
+
+#[test]
+fn while_the_host_is_stopping_a_powered_off_guest_is_not_restarted() {
+    let host = Host::new("host-stopping");
+    let web = host.create("web", "on_poweroff = 'restart'");
+    let db = host.create("db", "on_poweroff = 'restart'");
+    let web_uuid = hypervisor::uuid::format(&host.hv.domain_info(web).unwrap().handle);
+    let mut daemon = host.daemon();
+    daemon.start().unwrap();
+    daemon.scan().unwrap();
+
+    // `xm autostart --stop` marks the state directory, then powers the guests off
+    host.state().mark_host_stopping().unwrap();
+    host.hv
+        .shutdown_domain(web, ShutdownReason::Poweroff)
+        .unwrap();
+    daemon.scan().unwrap();
+
+    assert_eq!(host.domid_of("web"), None, "web was restarted");
+    assert!(host.hv.domain_info(web).is_err(), "web not destroyed");
+    assert_eq!(host.state().read(&web_uuid).unwrap(), None);
+    let events = host.events_of("poweroff");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].domain, "web");
+    assert!(
+        events[0]
+            .outcome
+            .starts_with("not restarted: the host is stopping (xm autostart --stop); destroyed"),
+        "{:?}",
+        events[0]
+    );
+
+    // `xm autostart` at the next start removes the marker: restarts are back
+    host.state().clear_host_stopping().unwrap();
+    host.hv
+        .shutdown_domain(db, ShutdownReason::Poweroff)
+        .unwrap();
+    daemon.scan().unwrap();
+    let new = host.domid_of("db").expect("db runs again");
+    assert_ne!(new, db);
 }
 
 #[test]
@@ -354,8 +312,8 @@ fn rename_restart_keeps_the_old_domain_under_a_new_name() {
     assert_ne!(new, old);
     assert_eq!(host.domid_of(&format!("app-{old}")), Some(old));
     assert!(host.hv.domain_info(old).unwrap().shutdown);
-    let old_uuid = format_uuid(&host.hv.domain_info(old).unwrap().handle);
-    let new_uuid = format_uuid(&host.hv.domain_info(new).unwrap().handle);
+    let old_uuid = hypervisor::uuid::format(&host.hv.domain_info(old).unwrap().handle);
+    let new_uuid = hypervisor::uuid::format(&host.hv.domain_info(new).unwrap().handle);
     assert_ne!(old_uuid, new_uuid);
     let kept = host.state().read(&old_uuid).unwrap().expect("old record");
     assert!(kept.left.is_some());
@@ -387,7 +345,7 @@ fn coredump_actions_write_the_core_first_then_destroy_or_restart() {
     let events = host.events_of("crash");
     assert_eq!(events.len(), 2);
     // each core was taken from the crashed domain itself, before it went
-    let dump = host.scratch.0.join("dump");
+    let dump = host.scratch.path().join("dump");
     for (name, domid) in [("a", a), ("b", b)] {
         let core = std::fs::read_dir(&dump)
             .unwrap()
@@ -457,7 +415,7 @@ fn a_restarted_daemon_adopts_domains_created_while_it_was_down_and_drops_stale_r
     drop(first);
     // While it is down: `xm create` of another guest, `xl destroy`-like removal of one.
     let late = host.create("late", "on_poweroff = 'destroy'");
-    let gone_uuid = format_uuid(&host.hv.domain_info(gone).unwrap().handle);
+    let gone_uuid = hypervisor::uuid::format(&host.hv.domain_info(gone).unwrap().handle);
     host.hv.destroy_domain(gone).unwrap();
 
     let mut second = host.daemon();
@@ -501,7 +459,7 @@ fn a_restarted_daemon_adopts_domains_created_while_it_was_down_and_drops_stale_r
 fn a_shutdown_seen_before_its_record_is_written_is_handled_once_the_record_appears() {
     let host = Host::new("race");
     let domid = host.create("quick", "on_poweroff = 'destroy'");
-    let uuid = format_uuid(&host.hv.domain_info(domid).unwrap().handle);
+    let uuid = hypervisor::uuid::format(&host.hv.domain_info(domid).unwrap().handle);
     let record = host.state().read(&uuid).unwrap().unwrap();
     host.state().remove(&uuid).unwrap();
     host.hv
@@ -649,6 +607,6 @@ fn leftovers_of_vanished_domains_are_swept_and_their_loops_released() {
     assert_eq!(host.store.list("/local/domain").unwrap(), vec!["0"]);
     assert!(host.store.list("/libxl").unwrap().is_empty());
     // Only the loop device we attached is ours to release; phy:/dev/loop4 was the admin's.
-    assert_eq!(*host.dom0.detached.borrow(), vec!["/dev/loop3".to_string()]);
+    assert_eq!(host.dom0.logged("detach"), vec!["/dev/loop3".to_string()]);
     assert_eq!(host.events_of("leftovers").len(), 2);
 }

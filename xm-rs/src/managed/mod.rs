@@ -20,12 +20,6 @@ use crate::create::{self, CreateError, CreateStore, DeviceHost, WireOptions};
 use crate::ops::{self, Domain, OpsError, Store};
 
 pub mod autostart;
-/// The builder's own synthetic PV kernel, so tests build real domains on the simulator
-/// (the daemon's tests load the same file).
-#[cfg(test)]
-#[allow(clippy::duplicate_mod)]
-#[path = "../../../domain-builder/tests/common/mod.rs"]
-mod synthetic_kernel;
 #[cfg(test)]
 mod tests;
 
@@ -102,7 +96,7 @@ impl Definition {
         variables: Vec<(String, String)>,
     ) -> Definition {
         if config.uuid.is_none() {
-            config.uuid = Some(ops::format_uuid(&create::random_uuid()));
+            config.uuid = Some(hypervisor::uuid::format(&hypervisor::uuid::random()));
         }
         let defined_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -320,7 +314,7 @@ pub fn start<H, S, D>(
     options: &WireOptions,
 ) -> Result<create::Created>
 where
-    H: Hypervisor,
+    H: Hypervisor + Sync,
     S: CreateStore + ?Sized,
     D: DeviceHost + ?Sized,
 {

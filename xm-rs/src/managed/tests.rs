@@ -7,50 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hypervisor::{DomainConfig as HvConfig, Hypervisor, ShutdownReason, SimHypervisor};
-use toolstack::blockdev::BlockDevice;
 
 use super::autostart::{
     self, AutoConfig, LaunchError, Launcher, Outcome, StartOptions, StopOptions, StopOutcome,
 };
 use super::*;
-use crate::config::host::SandboxHost;
-use crate::config::load::{load_text, LoadOptions};
 use crate::ops::MemStore;
-
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("xm-managed-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Writes the synthetic PV kernel the builder's own tests use and returns its path.
-fn kernel_in(dir: &Path) -> PathBuf {
-    let path = dir.join("vmlinuz");
-    let image = synthetic_kernel::synthetic_kernel(
-        &synthetic_kernel::default_segments(),
-        synthetic_kernel::Declare::Notes,
-    );
-    std::fs::write(&path, image).expect("kernel written");
-    path
-}
+use crate::test_support::{config, dom0_store, kernel_in, FakeDom0, Scratch};
 
 fn cfg_text(name: &str, kernel: &Path, extra: &str) -> String {
     format!(
@@ -59,68 +22,10 @@ fn cfg_text(name: &str, kernel: &Path, extra: &str) -> String {
     )
 }
 
-fn config_of(text: &str) -> DomainConfig {
-    load_text(
-        Path::new("t.cfg"),
-        text,
-        &LoadOptions::default(),
-        &SandboxHost::default(),
-    )
-    .map(|l| l.config)
-    .unwrap_or_else(|e| panic!("config does not load: {e}"))
-}
-
-fn store() -> MemStore {
-    let s = MemStore::new();
-    s.write("/local/domain/0/name", "Domain-0")
-        .expect("dom0 name");
-    s
-}
-
 /// dom0 for these tests: one block device (`/dev/vg01/slow`) and bridge xenbr0; nothing
 /// plays the backends, so a domain with a disk never connects.
-#[derive(Default)]
-struct FakeDom0;
-
-impl DeviceHost for FakeDom0 {
-    fn block_device(&self, path: &Path) -> toolstack::Result<BlockDevice> {
-        if path == Path::new("/dev/vg01/slow") {
-            return Ok(BlockDevice {
-                path: path.to_path_buf(),
-                major: 0xfe,
-                minor: 9,
-            });
-        }
-        Err(toolstack::Error::NotABlockDevice(path.to_path_buf()))
-    }
-    fn loop_attach(&self, image: &Path, _writable: bool) -> toolstack::Result<BlockDevice> {
-        Err(toolstack::Error::NotABlockDevice(image.to_path_buf()))
-    }
-    fn loop_detach(&self, _node: &Path) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn check_bridge(&self, bridge: &str) -> toolstack::Result<()> {
-        if bridge == "xenbr0" {
-            Ok(())
-        } else {
-            Err(toolstack::Error::NoSuchBridge(bridge.to_string()))
-        }
-    }
-    fn netdev_exists(&self, _name: &str) -> bool {
-        false
-    }
-    fn rename_netdev(&self, _from: &str, _to: &str) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn bridge_attach(&self, _netdev: &str, _bridge: &str) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn bridge_detach(&self, _netdev: &str) -> toolstack::Result<()> {
-        Ok(())
-    }
-    fn device_model(&self) -> Option<PathBuf> {
-        None
-    }
+fn fake_dom0() -> FakeDom0<'static> {
+    FakeDom0::with_lv("/dev/vg01/slow", 9)
 }
 
 fn quick(timeout: Duration) -> WireOptions {
@@ -172,7 +77,8 @@ impl Launcher for SimLauncher<'_> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_at_once.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(self.delay);
-        let result = create::create_domain(self.hv, self.store, &FakeDom0, config, &quick(timeout));
+        let result =
+            create::create_domain(self.hv, self.store, &fake_dom0(), config, &quick(timeout));
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(created) => Ok(created.domid),
@@ -184,7 +90,7 @@ impl Launcher for SimLauncher<'_> {
 
 fn definition(name: &str, kernel: &Path, extra: &str) -> Definition {
     Definition::new(
-        config_of(&cfg_text(name, kernel, extra)),
+        config(&cfg_text(name, kernel, extra)),
         PathBuf::from(format!("/etc/xen/{name}.cfg")),
         Vec::new(),
     )
@@ -272,7 +178,7 @@ fn names_that_are_not_valid_vm_names_are_refused() {
 fn new_refuses_a_name_already_defined_but_replaces_the_same_vm() {
     let dir = Scratch::new("new");
     let defs = DefinitionStore::new(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let first = definition("web1", Path::new("/k"), "");
     assert!(!define(&defs, &hv, &s, &first).expect("first"));
     let other = definition("web1", Path::new("/k2"), "");
@@ -296,7 +202,7 @@ fn new_refuses_a_name_already_defined_but_replaces_the_same_vm() {
 fn new_refuses_the_name_of_a_running_domain_that_is_another_vm() {
     let dir = Scratch::new("newrunning");
     let defs = DefinitionStore::new(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let domid = hv.create_domain(&HvConfig::pv([9; 16], 1)).expect("domain");
     s.write(&format!("/local/domain/{domid}/name"), "web1")
         .expect("name");
@@ -314,14 +220,14 @@ fn start_creates_the_defined_domain_and_refuses_a_second_start() {
     let dir = Scratch::new("start");
     let kernel = kernel_in(dir.path());
     let defs = DefinitionStore::new(dir.path().join("managed"));
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let def = definition("web1", &kernel, "");
     define(&defs, &hv, &s, &def).expect("define");
     let created = start(
         &defs,
         &hv,
         &s,
-        &FakeDom0,
+        &fake_dom0(),
         "web1",
         &quick(Duration::from_secs(1)),
     )
@@ -334,7 +240,7 @@ fn start_creates_the_defined_domain_and_refuses_a_second_start() {
     let info = hv.domain_info(created.domid).expect("info");
     assert!(!info.paused, "started unpaused");
     assert_eq!(
-        ops::format_uuid(&info.handle),
+        hypervisor::uuid::format(&info.handle),
         def.config.uuid.clone().expect("uuid"),
         "the definition's UUID is the domain's"
     );
@@ -342,7 +248,7 @@ fn start_creates_the_defined_domain_and_refuses_a_second_start() {
         &defs,
         &hv,
         &s,
-        &FakeDom0,
+        &fake_dom0(),
         "web1",
         &quick(Duration::from_secs(1)),
     );
@@ -354,7 +260,7 @@ fn start_creates_the_defined_domain_and_refuses_a_second_start() {
         &defs,
         &hv,
         &s,
-        &FakeDom0,
+        &fake_dom0(),
         "nope",
         &quick(Duration::from_secs(1)),
     );
@@ -369,13 +275,13 @@ fn start_paused_leaves_the_domain_paused() {
     let dir = Scratch::new("paused");
     let kernel = kernel_in(dir.path());
     let defs = DefinitionStore::new(dir.path().join("managed"));
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     define(&defs, &hv, &s, &definition("web1", &kernel, "")).expect("define");
     let options = WireOptions {
         paused: true,
         ..quick(Duration::from_secs(1))
     };
-    let created = start(&defs, &hv, &s, &FakeDom0, "web1", &options).expect("start");
+    let created = start(&defs, &hv, &s, &fake_dom0(), "web1", &options).expect("start");
     assert!(hv.domain_info(created.domid).expect("info").paused);
 }
 
@@ -384,13 +290,13 @@ fn delete_refuses_while_running_and_forgets_a_halted_domain() {
     let dir = Scratch::new("delete");
     let kernel = kernel_in(dir.path());
     let defs = DefinitionStore::new(dir.path().join("managed"));
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     define(&defs, &hv, &s, &definition("web1", &kernel, "")).expect("define");
     let created = start(
         &defs,
         &hv,
         &s,
-        &FakeDom0,
+        &fake_dom0(),
         "web1",
         &quick(Duration::from_secs(1)),
     )
@@ -412,7 +318,7 @@ fn list_shows_halted_definitions_after_live_domains_in_xm_format() {
     let dir = Scratch::new("list");
     let kernel = kernel_in(dir.path());
     let defs = DefinitionStore::new(dir.path().join("managed"));
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     for name in ["zeta", "alpha", "mid"] {
         let extra = if name == "alpha" {
             "vcpus = 2\nmemory = 512\n"
@@ -420,7 +326,7 @@ fn list_shows_halted_definitions_after_live_domains_in_xm_format() {
             ""
         };
         let def = Definition::new(
-            config_of(&format!(
+            config(&format!(
                 "name = '{name}'\nkernel = '{}'\nmemory = 32\n{extra}",
                 kernel.display()
             )),
@@ -433,7 +339,7 @@ fn list_shows_halted_definitions_after_live_domains_in_xm_format() {
         &defs,
         &hv,
         &s,
-        &FakeDom0,
+        &fake_dom0(),
         "mid",
         &quick(Duration::from_secs(1)),
     )
@@ -481,7 +387,7 @@ fn list_state_selects_running_or_halted_and_refuses_names_with_a_state() {
     let dir = Scratch::new("state");
     let kernel = kernel_in(dir.path());
     let defs = DefinitionStore::new(dir.path().join("managed"));
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     for name in ["up", "down"] {
         define(&defs, &hv, &s, &definition(name, &kernel, "")).expect("define");
     }
@@ -489,7 +395,7 @@ fn list_state_selects_running_or_halted_and_refuses_names_with_a_state() {
         &defs,
         &hv,
         &s,
-        &FakeDom0,
+        &fake_dom0(),
         "up",
         &quick(Duration::from_secs(1)),
     )
@@ -586,7 +492,7 @@ fn auto(kernel: &Path, names: &[&str]) -> Vec<AutoConfig> {
         .iter()
         .map(|n| AutoConfig {
             file: PathBuf::from(format!("/etc/xen/auto/{n}.cfg")),
-            config: Ok(config_of(&cfg_text(n, kernel, ""))),
+            config: Ok(config(&cfg_text(n, kernel, ""))),
         })
         .collect()
 }
@@ -599,7 +505,7 @@ fn no_progress() -> impl Fn(&autostart::Attempt) + Sync {
 fn autostart_starts_every_config_in_name_order() {
     let dir = Scratch::new("order-start");
     let kernel = kernel_in(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let launcher = SimLauncher::new(&hv, &s);
     let attempts = autostart::start_all(
         &launcher,
@@ -628,7 +534,7 @@ fn autostart_starts_every_config_in_name_order() {
 fn autostart_again_starts_nothing_and_skips_what_runs() {
     let dir = Scratch::new("idempotent");
     let kernel = kernel_in(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let launcher = SimLauncher::new(&hv, &s);
     let names = ["a-vm", "b-vm"];
     let first = autostart::start_all(
@@ -667,7 +573,7 @@ fn autostart_again_starts_nothing_and_skips_what_runs() {
 fn autostart_runs_at_most_parallel_starts_at_once() {
     let dir = Scratch::new("parallel");
     let kernel = kernel_in(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let mut launcher = SimLauncher::new(&hv, &s);
     launcher.delay = Duration::from_millis(80);
     let names = ["v1", "v2", "v3", "v4", "v5"];
@@ -700,14 +606,14 @@ fn autostart_runs_at_most_parallel_starts_at_once() {
 fn a_domain_whose_devices_do_not_connect_fails_at_its_timeout_and_the_others_start() {
     let dir = Scratch::new("timeout");
     let kernel = kernel_in(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let launcher = SimLauncher::new(&hv, &s);
     let mut configs = auto(&kernel, &["a-vm", "c-vm"]);
     configs.insert(
         1,
         AutoConfig {
             file: PathBuf::from("/etc/xen/auto/b-vm.cfg"),
-            config: Ok(config_of(&cfg_text(
+            config: Ok(config(&cfg_text(
                 "b-vm",
                 &kernel,
                 "disk = ['phy:/dev/vg01/slow,xvda,w']\n",
@@ -740,7 +646,7 @@ fn a_domain_whose_devices_do_not_connect_fails_at_its_timeout_and_the_others_sta
 fn every_failure_is_reported_by_name_after_trying_the_others() {
     let dir = Scratch::new("failures");
     let kernel = kernel_in(dir.path());
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let launcher = SimLauncher::new(&hv, &s);
     let configs = vec![
         AutoConfig {
@@ -751,7 +657,7 @@ fn every_failure_is_reported_by_name_after_trying_the_others() {
         },
         AutoConfig {
             file: PathBuf::from("/etc/xen/auto/1-nokernel.cfg"),
-            config: Ok(config_of(&cfg_text(
+            config: Ok(config(&cfg_text(
                 "nokernel",
                 Path::new("/nonexistent/vmlinuz"),
                 "",
@@ -759,15 +665,15 @@ fn every_failure_is_reported_by_name_after_trying_the_others() {
         },
         AutoConfig {
             file: PathBuf::from("/etc/xen/auto/2-good.cfg"),
-            config: Ok(config_of(&cfg_text("good", &kernel, ""))),
+            config: Ok(config(&cfg_text("good", &kernel, ""))),
         },
         AutoConfig {
             file: PathBuf::from("/etc/xen/auto/3-good-again.cfg"),
-            config: Ok(config_of(&cfg_text("good", &kernel, ""))),
+            config: Ok(config(&cfg_text("good", &kernel, ""))),
         },
         AutoConfig {
             file: PathBuf::from("/etc/xen/auto/4-nobridge.cfg"),
-            config: Ok(config_of(&cfg_text(
+            config: Ok(config(&cfg_text(
                 "nobridge",
                 &kernel,
                 "vif = ['bridge=br9']\n",
@@ -821,7 +727,7 @@ fn obey_shutdown(hv: &SimHypervisor, s: &MemStore, obedient: &[u32]) {
 
 #[test]
 fn stop_shuts_every_guest_down_together_and_destroys_the_rest_at_the_timeout() {
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let a = guest(&hv, &s, "a-vm", 1);
     let b = guest(&hv, &s, "b-vm", 2);
     let stubborn = guest(&hv, &s, "stubborn", 3);
@@ -867,7 +773,7 @@ fn stop_shuts_every_guest_down_together_and_destroys_the_rest_at_the_timeout() {
 
 #[test]
 fn stop_auto_only_leaves_other_guests_running() {
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let auto_vm = guest(&hv, &s, "auto-vm", 1);
     let other = guest(&hv, &s, "other", 2);
     obey_shutdown(&hv, &s, &[auto_vm]);
@@ -913,7 +819,7 @@ fn status_pairs_each_auto_config_with_its_running_domain() {
 
 #[test]
 fn stop_destroys_a_guest_that_crashes_instead_of_powering_off_and_says_so() {
-    let (hv, s) = (SimHypervisor::new(), store());
+    let (hv, s) = (SimHypervisor::new(), dom0_store());
     let crashing = guest(&hv, &s, "crashy", 1);
     let hv2 = hv.clone();
     s.on_wait(Box::new(move |_| {

@@ -1,104 +1,19 @@
 //! Host tests of the device commands on the simulated hypervisor, the in-memory store, a
 //! fake dom0 and a thread that plays blkback/netback and the guest's drivers.
 
-use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hypervisor::{DomainConfig, Hypervisor, SimHypervisor};
-use toolstack::blockdev::BlockDevice;
 
 use super::device::DetachOptions;
 use super::{dom_path, MemStore, Store};
 use crate::cli::device::{execute, DeviceContext};
 use crate::cli::Exit;
-use crate::create::{DeviceHost, WireOptions};
-
-/// dom0 for these tests: images under /images, one LV, bridge xenbr0; netback's interfaces
-/// appear as soon as asked for.
-#[derive(Default)]
-struct FakeDom0 {
-    log: RefCell<Vec<String>>,
-    attached: RefCell<Vec<PathBuf>>,
-    /// Interface names that exist (netback "creates" `vifD.N` once it is looked for).
-    netdevs: RefCell<Vec<String>>,
-}
-
-impl DeviceHost for FakeDom0 {
-    fn block_device(&self, path: &Path) -> toolstack::Result<BlockDevice> {
-        if path == Path::new("/dev/vg01/data") {
-            return Ok(BlockDevice {
-                path: path.to_path_buf(),
-                major: 0xfe,
-                minor: 3,
-            });
-        }
-        Err(toolstack::Error::NotABlockDevice(path.to_path_buf()))
-    }
-    fn loop_attach(&self, image: &Path, _writable: bool) -> toolstack::Result<BlockDevice> {
-        if !image.starts_with("/images") {
-            return Err(toolstack::Error::DiskSource {
-                path: image.to_path_buf(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            });
-        }
-        let node = PathBuf::from(format!("/dev/loop{}", self.attached.borrow().len()));
-        self.attached.borrow_mut().push(node.clone());
-        self.log
-            .borrow_mut()
-            .push(format!("attach {}", node.display()));
-        Ok(BlockDevice {
-            path: node,
-            major: 7,
-            minor: 0,
-        })
-    }
-    fn loop_detach(&self, node: &Path) -> toolstack::Result<()> {
-        self.attached.borrow_mut().retain(|n| n != node);
-        self.log
-            .borrow_mut()
-            .push(format!("detach {}", node.display()));
-        Ok(())
-    }
-    fn check_bridge(&self, bridge: &str) -> toolstack::Result<()> {
-        if bridge == "xenbr0" {
-            Ok(())
-        } else {
-            Err(toolstack::Error::NoSuchBridge(bridge.to_string()))
-        }
-    }
-    fn netdev_exists(&self, name: &str) -> bool {
-        if name.starts_with("vif") && !self.netdevs.borrow().iter().any(|n| n == name) {
-            self.netdevs.borrow_mut().push(name.to_string());
-        }
-        self.netdevs.borrow().iter().any(|n| n == name)
-    }
-    fn rename_netdev(&self, from: &str, to: &str) -> toolstack::Result<()> {
-        self.log.borrow_mut().push(format!("rename {from} {to}"));
-        for name in self.netdevs.borrow_mut().iter_mut() {
-            if name == from {
-                *name = to.to_string();
-            }
-        }
-        Ok(())
-    }
-    fn bridge_attach(&self, netdev: &str, bridge: &str) -> toolstack::Result<()> {
-        self.log
-            .borrow_mut()
-            .push(format!("enslave {netdev} {bridge}"));
-        Ok(())
-    }
-    fn bridge_detach(&self, netdev: &str) -> toolstack::Result<()> {
-        self.log.borrow_mut().push(format!("release {netdev}"));
-        self.netdevs.borrow_mut().retain(|n| n != netdev);
-        Ok(())
-    }
-    fn device_model(&self) -> Option<PathBuf> {
-        None
-    }
-}
+use crate::create::WireOptions;
+use crate::test_support::FakeDom0;
 
 /// Plays the backend drivers and the guest's frontends on a thread: a new backend goes to
 /// Connected (4) with rings in the frontend; a backend told to close (online 0, state 5)
@@ -168,7 +83,7 @@ impl Drop for Drivers {
 struct Host {
     hv: SimHypervisor,
     store: Arc<MemStore>,
-    dom0: FakeDom0,
+    dom0: FakeDom0<'static>,
     domid: u32,
 }
 
@@ -186,7 +101,13 @@ impl Host {
         Host {
             hv,
             store,
-            dom0: FakeDom0::default(),
+            // images under /images, one LV, bridge xenbr0; netback's interfaces appear as
+            // soon as asked for
+            dom0: FakeDom0 {
+                images_under: Some("/images"),
+                netback_creates_vifs: true,
+                ..FakeDom0::with_lv("/dev/vg01/data", 3)
+            },
             domid,
         }
     }

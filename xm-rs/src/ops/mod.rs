@@ -38,6 +38,10 @@ pub enum OpsError {
     /// A command-line argument is malformed (names the argument); exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// Whoever read xm's output stopped reading (`xm list | grep -q x`): not a failure, xm
+    /// stops writing and exits 0 without a word, as other Unix tools do.
+    #[error("the reader of the output went away")]
+    OutputClosed,
 }
 
 /// Result of a domain operation.
@@ -70,18 +74,13 @@ impl Domain {
 
     /// Its UUID in the usual 8-4-4-4-12 form.
     pub fn uuid(&self) -> String {
-        format_uuid(&self.info.handle)
+        hypervisor::uuid::format(&self.info.handle)
     }
 
     /// Has shut down or is being torn down: no longer a running guest.
     pub fn is_finished(&self) -> bool {
         self.info.shutdown || self.info.dying
     }
-}
-
-/// A UUID (Xen's domain handle) as text.
-pub fn format_uuid(handle: &[u8; 16]) -> String {
-    hypervisor::uuid::format(handle)
 }
 
 /// xm's six state letters (`r b p s c d`, `-` when off): running, blocked, paused, shut down,

@@ -11,6 +11,8 @@ use super::host::{self, HostFiles};
 use super::*;
 use crate::cli::domain::{execute, Context};
 use crate::cli::Exit;
+use crate::managed::{Definition, DefinitionStore};
+use crate::test_support::{dom0_store, Scratch};
 
 fn info(domid: u32) -> DomainInfo {
     DomainInfo {
@@ -160,19 +162,23 @@ fn sxp_puts_nested_lists_on_their_own_lines_and_quotes_spaces() {
     );
 }
 
-/// A host: the simulation with dom0 and named guests, and xenstore as xl leaves it.
+/// A host: the simulation with dom0 and named guests, xenstore as xl leaves it, and a
+/// state directory of its own (never the real /var/lib/xm-rs).
 struct Host {
     hv: SimHypervisor,
     store: Arc<MemStore>,
+    definitions: DefinitionStore,
+    _state: Scratch,
 }
 
 impl Host {
     fn new() -> Host {
-        let store = Arc::new(MemStore::new());
-        store.write("/local/domain/0/name", "Domain-0").unwrap();
+        let state = Scratch::new("ops-state");
         Host {
             hv: SimHypervisor::new(),
-            store,
+            store: Arc::new(dom0_store()),
+            definitions: DefinitionStore::new(state.path().join("managed")),
+            _state: state,
         }
     }
 
@@ -182,7 +188,7 @@ impl Host {
         handle[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
         let domid = self.hv.create_domain(&DomainConfig::pv(handle, 1)).unwrap();
         self.hv.unpause_domain(domid).unwrap();
-        let uuid = format_uuid(&handle);
+        let uuid = hypervisor::uuid::format(&handle);
         let s = &self.store;
         let p = dom_path(domid);
         s.write(&format!("{p}/name"), name).unwrap();
@@ -224,6 +230,19 @@ impl Host {
         wait: WaitPolicy,
         release: &mut dyn FnMut(&str) -> Result<(), String>,
     ) -> (Exit, String, String) {
+        let mut out = Vec::new();
+        let (exit, err) = self.run_into(args, wait, release, &mut out);
+        (exit, String::from_utf8(out).unwrap(), err)
+    }
+
+    /// Runs `xm ARGS` with its output going to `out`; returns the exit code and stderr.
+    fn run_into(
+        &self,
+        args: &[&str],
+        wait: WaitPolicy,
+        release: &mut dyn FnMut(&str) -> Result<(), String>,
+        out: &mut dyn std::io::Write,
+    ) -> (Exit, String) {
         use clap::Parser;
         let cli =
             crate::cli::Cli::try_parse_from(std::iter::once("xm").chain(args.iter().copied()))
@@ -238,14 +257,11 @@ impl Host {
             files: &files,
             wait,
             release_loop: release,
+            definitions: &self.definitions,
         };
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let exit = execute(&command, &mut ctx, &mut out, &mut err);
-        (
-            exit,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        let mut err = Vec::new();
+        let exit = execute(&command, &mut ctx, out, &mut err);
+        (exit, String::from_utf8(err).unwrap())
     }
 }
 
@@ -313,6 +329,83 @@ fn unknown_domain_is_xms_error_on_stderr_with_exit_1() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// A reader that went away: every write fails with EPIPE.
+struct ClosedPipe;
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, _buf: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+/// A writer that fails for another reason (a full disk).
+struct FullDisk;
+
+impl std::io::Write for FullDisk {
+    fn write(&mut self, _buf: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::StorageFull.into())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn list_into_a_closed_pipe_ends_quietly_with_success() {
+    let h = Host::new();
+    h.guest("alpha");
+    for args in [
+        &["list"][..],
+        &["list", "--json"],
+        &["list", "-l"],
+        &["uptime"],
+    ] {
+        let (exit, err) = h.run_into(
+            args,
+            WaitPolicy::default(),
+            &mut |_| Ok(()),
+            &mut ClosedPipe,
+        );
+        assert_eq!(exit, Exit::Ok, "{args:?}");
+        assert_eq!(err, "", "{args:?}");
+    }
+    // any other failure to write is still an error
+    let (exit, err) = h.run_into(
+        &["list"],
+        WaitPolicy::default(),
+        &mut |_| Ok(()),
+        &mut FullDisk,
+    );
+    assert_eq!(exit, Exit::ConfigError);
+    assert!(err.starts_with("Error: writing output: "), "{err}");
+}
+
+#[test]
+fn list_shows_the_halted_managed_domains_of_its_own_state_dir() {
+    let h = Host::new();
+    h.guest("alpha");
+    let config = crate::test_support::config("name = 'dormant'\nkernel = '/k'\nmemory = 48\n");
+    h.definitions
+        .put(&Definition::new(
+            config,
+            "/etc/xen/dormant.cfg".into(),
+            Vec::new(),
+        ))
+        .unwrap();
+    let (exit, out, _) = h.run(&["list"]);
+    assert_eq!(exit, Exit::Ok);
+    let names: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(names, ["Domain-0", "alpha", "dormant"]);
+    assert!(out.lines().last().unwrap().contains("   48 "), "{out}");
 }
 
 #[test]

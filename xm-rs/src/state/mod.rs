@@ -7,7 +7,11 @@
 //! - `domains/UUID.json`: [`DomainRecord`], written atomically (temporary file, fsync, rename,
 //!   fsync of the directory), so a crash leaves the old record or the new one, never half;
 //! - `events.log`: JSON lines, see [`events::Event`];
-//! - `managed/`: managed-domain definitions (owned by [`crate::managed`], not touched here).
+//! - `managed/`: managed-domain definitions (owned by [`crate::managed`], not touched here);
+//! - `host-stopping`: present while the host shuts its guests down (`xm autostart --stop`
+//!   writes it, `xm autostart` removes it): the daemon restarts no guest then. It holds the
+//!   kernel's boot id, so a marker left by a host that died while stopping is ignored after
+//!   the reboot.
 //!
 //! Reading is robust: a record that does not parse is reported (with its file) and skipped.
 
@@ -175,6 +179,25 @@ fn checked_uuid(uuid: &str) -> Result<String, StateError> {
     Ok(uuid.to_ascii_lowercase())
 }
 
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), when the kernel gives one.
+fn current_boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
+/// Whether a `host-stopping` marker holding `marker` belongs to the boot `now`: a marker
+/// from another boot is stale (the host died while stopping); without a boot id on either
+/// side it counts.
+fn marker_is_current(marker: &str, now: Option<&str>) -> bool {
+    let written_in = marker.trim();
+    match now {
+        Some(now) if !written_in.is_empty() => written_in == now,
+        _ => true,
+    }
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one:
 /// a temporary file next to it, fsync, rename over, fsync of the directory. Creates the
 /// directory if needed.
@@ -222,6 +245,38 @@ impl StateDir {
     /// The daemon's event log.
     pub fn events_path(&self) -> PathBuf {
         self.root.join("events.log")
+    }
+
+    /// The marker of a host shutting its guests down.
+    pub fn host_stopping_path(&self) -> PathBuf {
+        self.root.join("host-stopping")
+    }
+
+    /// Tells the daemon the host is stopping: from now on it restarts no guest (see
+    /// [`StateDir::host_stopping`]).
+    pub fn mark_host_stopping(&self) -> Result<(), StateError> {
+        let path = self.host_stopping_path();
+        let boot = current_boot_id().unwrap_or_default();
+        write_atomically(&path, format!("{boot}\n").as_bytes()).map_err(io_err(&path))
+    }
+
+    /// The host runs its guests again (`xm autostart`); no marker is fine.
+    pub fn clear_host_stopping(&self) -> Result<(), StateError> {
+        let path = self.host_stopping_path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Whether the host is shutting its guests down: the marker is there and was written
+    /// in this boot.
+    pub fn host_stopping(&self) -> bool {
+        match std::fs::read_to_string(self.host_stopping_path()) {
+            Ok(marker) => marker_is_current(&marker, current_boot_id().as_deref()),
+            Err(_) => false,
+        }
     }
 
     /// The record file of the domain with this UUID.

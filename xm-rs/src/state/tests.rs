@@ -1,6 +1,5 @@
 use super::*;
-use crate::config::host::SandboxHost;
-use crate::config::{load_text, LoadOptions};
+use crate::test_support::config;
 
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -10,17 +9,6 @@ fn tempdir(tag: &str) -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-pub(crate) fn config(text: &str) -> DomainConfig {
-    load_text(
-        Path::new("test.cfg"),
-        text,
-        &LoadOptions::default(),
-        &SandboxHost::default(),
-    )
-    .unwrap()
-    .config
 }
 
 const UUID: &str = "6a1c2d3e-4f50-4617-8899-aabbccddeeff";
@@ -118,4 +106,27 @@ fn deaths_are_bounded_and_counted_by_time() {
     assert_eq!(record.deaths.len(), MAX_DEATHS_KEPT);
     assert_eq!(record.deaths[0].at, 10.0);
     assert_eq!(record.deaths_since((MAX_DEATHS_KEPT + 7) as f64), 3);
+}
+
+#[test]
+fn host_stopping_marker_is_written_seen_and_removed() {
+    let scratch = crate::test_support::Scratch::new("host-stopping");
+    let state = StateDir::new(scratch.path().join("state"));
+    assert!(!state.host_stopping());
+    state.mark_host_stopping().unwrap();
+    assert!(state.host_stopping());
+    assert!(state.host_stopping_path().is_file());
+    state.clear_host_stopping().unwrap();
+    assert!(!state.host_stopping());
+    // clearing twice (a second `xm autostart`) is fine
+    state.clear_host_stopping().unwrap();
+}
+
+#[test]
+fn a_host_stopping_marker_from_another_boot_is_stale() {
+    assert!(marker_is_current("b00t-1\n", Some("b00t-1")));
+    assert!(!marker_is_current("b00t-1\n", Some("b00t-2")));
+    // no boot id when written or now: the marker counts
+    assert!(marker_is_current("\n", Some("b00t-2")));
+    assert!(marker_is_current("b00t-1\n", None));
 }
