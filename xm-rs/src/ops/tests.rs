@@ -53,6 +53,14 @@ a-very-long-domain-name-that-exceeds-forty-chars    12   127     1     --p---   
 crashy                                      13     0     0     ----cd  98765.2
 ";
 
+/// The Name column of `xm list` output, header skipped.
+fn listed_names(out: &str) -> Vec<&str> {
+    out.lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect()
+}
+
 #[test]
 fn list_table_matches_xm_byte_for_byte() {
     let mut dom0 = info(0);
@@ -399,12 +407,7 @@ fn list_shows_the_halted_managed_domains_of_its_own_state_dir() {
         .unwrap();
     let (exit, out, _) = h.run(&["list"]);
     assert_eq!(exit, Exit::Ok);
-    let names: Vec<&str> = out
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(names, ["Domain-0", "alpha", "dormant"]);
+    assert_eq!(listed_names(&out), ["Domain-0", "alpha", "dormant"]);
     assert!(out.lines().last().unwrap().contains("   48 "), "{out}");
 }
 
@@ -415,19 +418,9 @@ fn list_names_and_orders_domains_like_xm() {
     h.guest("beta");
     let (exit, out, _) = h.run(&["list"]);
     assert_eq!(exit, Exit::Ok);
-    let names: Vec<&str> = out
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(names, ["Domain-0", "alpha", "beta"]);
+    assert_eq!(listed_names(&out), ["Domain-0", "alpha", "beta"]);
     let (_, out, _) = h.run(&["list", "beta", &a.to_string()]);
-    let names: Vec<&str> = out
-        .lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().next().unwrap())
-        .collect();
-    assert_eq!(names, ["beta", "alpha"]);
+    assert_eq!(listed_names(&out), ["beta", "alpha"]);
     let (exit, json, _) = h.run(&["list", "--json", "alpha"]);
     assert_eq!(exit, Exit::Ok);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
