@@ -78,6 +78,14 @@ pub enum Error {
     /// Writing through a mapping made read-only.
     #[error("the foreign mapping was made read-only and cannot be written")]
     ReadOnlyMapping,
+    /// A Xen library the operation needs could not be loaded.
+    #[error("{operation} is not available: {reason}")]
+    Unavailable {
+        /// What we asked for, e.g. "dump core".
+        operation: &'static str,
+        /// Which library and why.
+        reason: String,
+    },
     /// An argument cannot be passed to the hypervisor as given.
     #[error("invalid argument for {operation}: {reason}")]
     InvalidArgument {

@@ -57,11 +57,6 @@ mod ffi {
         pub fn xenevtchn_unbind(xce: *mut EvtchnHandle, port: u32) -> c_int;
     }
 
-    // `xc_domain_dumpcore` is declared in xenctrl.h (so xenctrl-sys binds it) but lives in
-    // libxenguest since Xen 4.16; linking the library here resolves that binding.
-    #[link(name = "xenguest")]
-    extern "C" {}
-
     #[link(name = "xenforeignmemory")]
     extern "C" {
         pub fn xenforeignmemory_open(
@@ -138,6 +133,51 @@ impl Drop for ControlInterface {
     fn drop(&mut self) {
         // SAFETY: the handle came from xc_interface_open and is closed exactly once, here.
         unsafe { xc::xc_interface_close(self.0.as_ptr()) };
+    }
+}
+
+/// `xc_domain_dumpcore`, as xenctrl.h declares it.
+type DumpcoreFn =
+    unsafe extern "C" fn(*mut xc::xc_interface, u32, *const std::ffi::c_char) -> c_int;
+
+/// `xc_domain_dumpcore` lives in libxenguest since Xen 4.16, and libxenguest brings lzma, zstd
+/// and zlib with it. Only a crash dump needs it, so it is loaded on first use instead of linked:
+/// linked, every `xm` command would load four more libraries at start, which under emulation
+/// is a visible part of a create.
+fn xenguest_dumpcore() -> std::result::Result<DumpcoreFn, String> {
+    static LOADED: std::sync::OnceLock<std::result::Result<usize, String>> =
+        std::sync::OnceLock::new();
+    let address = LOADED.get_or_init(|| {
+        let mut tried = Vec::new();
+        for library in [c"libxenguest.so.4.17", c"libxenguest.so"] {
+            // SAFETY: dlopen of a NUL-terminated library name; the handle is never closed, so
+            // symbols taken from it stay valid for the process's life.
+            let handle =
+                unsafe { libc::dlopen(library.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+            if handle.is_null() {
+                tried.push(library.to_string_lossy().into_owned());
+                continue;
+            }
+            // SAFETY: dlsym on the live handle with a NUL-terminated symbol name.
+            let symbol = unsafe { libc::dlsym(handle, c"xc_domain_dumpcore".as_ptr()) };
+            if symbol.is_null() {
+                return Err(format!(
+                    "{} has no xc_domain_dumpcore",
+                    library.to_string_lossy()
+                ));
+            }
+            return Ok(symbol as usize);
+        }
+        Err(format!(
+            "cannot load libxenguest (tried {}); is Xen's libxenmisc installed?",
+            tried.join(", ")
+        ))
+    });
+    match address {
+        // SAFETY: the address is xc_domain_dumpcore from a library that stays loaded, and
+        // DumpcoreFn is its C signature.
+        Ok(address) => Ok(unsafe { std::mem::transmute::<usize, DumpcoreFn>(*address) }),
+        Err(reason) => Err(reason.clone()),
     }
 }
 
@@ -692,9 +732,14 @@ impl Hypervisor for XenHypervisor {
                 operation: "dump core",
                 reason: "the path contains a NUL byte".into(),
             })?;
-        // SAFETY: `name` is a NUL-terminated path that outlives the call; libxenctrl opens,
-        // writes and closes the file itself.
-        let rc = unsafe { xc::xc_domain_dumpcore(self.xch(), domid, name.as_ptr()) };
+        let dumpcore = xenguest_dumpcore().map_err(|reason| Error::Unavailable {
+            operation: "dump core",
+            reason,
+        })?;
+        // SAFETY: `dumpcore` is libxenguest's xc_domain_dumpcore (the signature xenctrl.h
+        // declares); `name` is a NUL-terminated path that outlives the call, and the library
+        // opens, writes and closes the file itself.
+        let rc = unsafe { dumpcore(self.xch(), domid, name.as_ptr()) };
         Self::check(rc, "dump core", domid)
     }
 
@@ -913,6 +958,18 @@ mod tests {
         let map = map_of_cpus(&[0, 3, 9, 200], 2);
         assert_eq!(map, vec![0b0000_1001, 0b0000_0010]);
         assert_eq!(cpus_of_map(&map), vec![0, 3, 9]);
+    }
+
+    #[test]
+    fn dumpcore_is_found_in_libxenguest_on_first_use() {
+        // libxen-dev (a build requirement) installs libxenguest; xm itself no longer links it.
+        assert!(
+            xenguest_dumpcore().is_ok(),
+            "{:?}",
+            xenguest_dumpcore().err()
+        );
+        // the second call reuses the loaded library
+        assert!(xenguest_dumpcore().is_ok());
     }
 
     #[test]

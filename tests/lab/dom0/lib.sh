@@ -181,8 +181,11 @@ wait_log() {
 
 # without_device_model: for the rest of the scenario, dom0 looks like a host without Debian's
 # qemu-system-xen (xm then boots a vfb config without its framebuffer, with a warning). The lab
-# installs qemu for xm-create-vfb into the one dom0 image every scenario of the boot shares, and
-# a qemu serving a framebuffer under TCG slows the guests of these scenarios down badly.
+# installs qemu for xm-create-vfb into the one dom0 image every scenario of the boot shares.
+# xm-autostart still uses it: three framebuffer qemus next to three guests in the lab's 768 MiB
+# dom0, late in a full run, have not been tried again. One framebuffer qemu alone does not slow a
+# guest down: the same beijaflor guest was ready in 10.5 s under xl with a vfb, 6.4 s under xm
+# with a vfb, and 19.3 s under xl without one (first boot of the run).
 without_device_model() {
     local qemu=/usr/libexec/xen-qemu-system-i386
     [ -x "$qemu" ] || return 0
