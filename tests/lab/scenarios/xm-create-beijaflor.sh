@@ -20,6 +20,7 @@
 # lab-expect: XM-SHUTDOWN-W-RETURNED
 # lab-expect: XM-BEIJAFLOR-GONE
 . /lab/lib.sh
+without_device_model
 ensure_vg vg01 256
 setup_lvm_guest vg01 beijaflor 96 32 10.99.0.10/24 10.99.0.1
 install_boot_files
