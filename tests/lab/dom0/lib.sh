@@ -182,12 +182,14 @@ wait_log() {
 # without_device_model: for the rest of the scenario, dom0 looks like a host without Debian's
 # qemu-system-xen (xm then boots a vfb config without its framebuffer, with a warning). The lab
 # installs qemu for xm-create-vfb into the one dom0 image every scenario of the boot shares.
-# Used by xm-create-beijaflor and xm-autostart, whose seed configs have a vfb. It is not that a
-# framebuffer qemu slows guests down: a probe booted the same beijaflor guest with a vfb to
-# ROOTFS-READY in 10.5 s under xl and 6.4 s under xm (19.3 s under xl without one). But in the
-# full run, `xm create -c` of the seed config with its framebuffer served left the guest at a
-# BusyBox shell on hvc0 after mounting its root, without the rootfs init's ROOTFS markers.
-# Not understood yet; see the closing note of 2026-11-26.
+# Used by xm-create-beijaflor and xm-autostart, whose seed configs have a vfb. Why: the seed's
+# `extra = 'console = hvc0 ...'` (spaces around '=', verbatim from the thesis) is not a
+# console= option to Linux, so when xen-fbfront registers a framebuffer before /init opens
+# /dev/console, the console is tty0 on the framebuffer: the rootfs' rcS (inittab ::sysinit,
+# on /dev/console) prints its ROOTFS markers there, and hvc0 only gets inittab's respawned shell.
+# That is a race (a probe booted the guest with a vfb to ROOTFS-READY on hvc0 under both xl and
+# xm), and it is what real xm did too; the fix belongs in the lab's rootfs (rcS writing its
+# markers to hvc0), not in xm.
 without_device_model() {
     local qemu=/usr/libexec/xen-qemu-system-i386
     [ -x "$qemu" ] || return 0
