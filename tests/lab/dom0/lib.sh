@@ -182,7 +182,7 @@ wait_log() {
 # without_device_model: for the rest of the scenario, dom0 looks like a host without Debian's
 # qemu-system-xen (xm then boots a vfb config without its framebuffer, with a warning). The lab
 # installs qemu for xm-create-vfb into the one dom0 image every scenario of the boot shares.
-# Used by xm-create-beijaflor and xm-autostart, whose seed configs have a vfb. Why: the seed's
+# Used by xm-create-beijaflor and xm-autostart, whose seed configs have a vfb. Most likely why: the seed's
 # `extra = 'console = hvc0 ...'` (spaces around '=', verbatim from the thesis) is not a
 # console= option to Linux, so when xen-fbfront registers a framebuffer before /init opens
 # /dev/console, the console is tty0 on the framebuffer: the rootfs' rcS (inittab ::sysinit,
