@@ -136,6 +136,14 @@ impl Drop for ControlInterface {
     }
 }
 
+/// A vcpu number as libxenctrl's affinity calls take it.
+fn vcpu_number(vcpu: u32, operation: &'static str) -> Result<c_int> {
+    c_int::try_from(vcpu).map_err(|_| Error::InvalidArgument {
+        operation,
+        reason: format!("vcpu {vcpu} is out of range"),
+    })
+}
+
 /// `xc_domain_dumpcore`, as xenctrl.h declares it.
 type DumpcoreFn =
     unsafe extern "C" fn(*mut xc::xc_interface, u32, *const std::ffi::c_char) -> c_int;
@@ -145,40 +153,38 @@ type DumpcoreFn =
 /// linked, every `xm` command would load four more libraries at start, which under emulation
 /// is a visible part of a create.
 fn xenguest_dumpcore() -> std::result::Result<DumpcoreFn, String> {
-    static LOADED: std::sync::OnceLock<std::result::Result<usize, String>> =
+    static LOADED: std::sync::OnceLock<std::result::Result<DumpcoreFn, String>> =
         std::sync::OnceLock::new();
-    let address = LOADED.get_or_init(|| {
-        let mut tried = Vec::new();
-        for library in [c"libxenguest.so.4.17", c"libxenguest.so"] {
-            // SAFETY: dlopen of a NUL-terminated library name; the handle is never closed, so
-            // symbols taken from it stay valid for the process's life.
-            let handle =
-                unsafe { libc::dlopen(library.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-            if handle.is_null() {
-                tried.push(library.to_string_lossy().into_owned());
-                continue;
+    LOADED
+        .get_or_init(|| {
+            let mut tried = Vec::new();
+            for library in [c"libxenguest.so.4.17", c"libxenguest.so"] {
+                // SAFETY: dlopen of a NUL-terminated library name; the handle is never closed,
+                // so symbols taken from it stay valid for the process's life.
+                let handle =
+                    unsafe { libc::dlopen(library.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+                if handle.is_null() {
+                    tried.push(library.to_string_lossy().into_owned());
+                    continue;
+                }
+                // SAFETY: dlsym on the live handle with a NUL-terminated symbol name.
+                let symbol = unsafe { libc::dlsym(handle, c"xc_domain_dumpcore".as_ptr()) };
+                if symbol.is_null() {
+                    return Err(format!(
+                        "{} has no xc_domain_dumpcore",
+                        library.to_string_lossy()
+                    ));
+                }
+                // SAFETY: the symbol is xc_domain_dumpcore from a library that stays loaded,
+                // and DumpcoreFn is its C signature.
+                return Ok(unsafe { std::mem::transmute::<*mut c_void, DumpcoreFn>(symbol) });
             }
-            // SAFETY: dlsym on the live handle with a NUL-terminated symbol name.
-            let symbol = unsafe { libc::dlsym(handle, c"xc_domain_dumpcore".as_ptr()) };
-            if symbol.is_null() {
-                return Err(format!(
-                    "{} has no xc_domain_dumpcore",
-                    library.to_string_lossy()
-                ));
-            }
-            return Ok(symbol as usize);
-        }
-        Err(format!(
-            "cannot load libxenguest (tried {}); is Xen's libxenmisc installed?",
-            tried.join(", ")
-        ))
-    });
-    match address {
-        // SAFETY: the address is xc_domain_dumpcore from a library that stays loaded, and
-        // DumpcoreFn is its C signature.
-        Ok(address) => Ok(unsafe { std::mem::transmute::<usize, DumpcoreFn>(*address) }),
-        Err(reason) => Err(reason.clone()),
-    }
+            Err(format!(
+                "cannot load libxenguest (tried {}); is Xen's libxenmisc installed?",
+                tried.join(", ")
+            ))
+        })
+        .clone()
 }
 
 /// Xen, through libxenctrl and libxenforeignmemory.
@@ -805,10 +811,7 @@ impl Hypervisor for XenHypervisor {
         let bytes = self.cpumap_bytes()?;
         let mut hard = vec![0u8; bytes];
         let mut soft = vec![0u8; bytes];
-        let vcpu_arg = c_int::try_from(vcpu).map_err(|_| Error::InvalidArgument {
-            operation: "read vcpu affinity",
-            reason: format!("vcpu {vcpu} is out of range"),
-        })?;
+        let vcpu_arg = vcpu_number(vcpu, "read vcpu affinity")?;
         // SAFETY: both maps hold `xc_get_cpumap_size` bytes, the size libxenctrl bounces, and
         // outlive the call.
         let rc = unsafe {
@@ -843,10 +846,7 @@ impl Hypervisor for XenHypervisor {
             });
         }
         let mut soft = vec![0u8; bytes];
-        let vcpu_arg = c_int::try_from(vcpu).map_err(|_| Error::InvalidArgument {
-            operation: "set vcpu affinity",
-            reason: format!("vcpu {vcpu} is out of range"),
-        })?;
+        let vcpu_arg = vcpu_number(vcpu, "set vcpu affinity")?;
         // SAFETY: both maps hold `xc_get_cpumap_size` bytes, as libxenctrl expects; the call
         // may write the effective maps back into them; they outlive the call.
         let rc = unsafe {

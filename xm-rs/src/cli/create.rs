@@ -127,10 +127,7 @@ pub fn run(args: &CreateArgs) -> Exit {
     }
     match create_and_attach(args, &loaded.config) {
         Ok(exit) => exit,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            Exit::ConfigError
-        }
+        Err(e) => super::error(e),
     }
 }
 

@@ -78,10 +78,7 @@ pub fn run_daemon(args: &DaemonArgs) -> Exit {
     }
     let pid_file = match PidFile::acquire(&args.pid_file) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
+        Err(e) => return super::error(e),
     };
     tracing::info!(
         pid = std::process::id(),
@@ -89,19 +86,9 @@ pub fn run_daemon(args: &DaemonArgs) -> Exit {
         pid_file = %pid_file.path().display(),
         "xm daemon starting"
     );
-    let hv = match hypervisor::XenHypervisor::open() {
-        Ok(hv) => hv,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
-    };
-    let store = match crate::create::XsCreateStore::open() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
+    let (hv, store) = match super::open_xen(crate::create::XsCreateStore::open) {
+        Ok(opened) => opened,
+        Err(exit) => return exit,
     };
     let mut wire = crate::create::WireOptions::for_host();
     wire.record = None;
@@ -124,8 +111,7 @@ pub fn run_daemon(args: &DaemonArgs) -> Exit {
         Ok(()) => Exit::Ok,
         Err(e) => {
             tracing::error!("xm daemon stopping: {e}");
-            eprintln!("Error: {e}");
-            Exit::ConfigError
+            super::error(e)
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use clap::{Args, Subcommand};
-use hypervisor::{Hypervisor, XenHypervisor};
+use hypervisor::Hypervisor;
 
 use super::domain::{io_error, print_json};
 use super::Exit;
@@ -216,19 +216,9 @@ where
 
 /// Opens the real hypervisor, xenstore and dom0 and runs a device command on them.
 pub fn run_real(command: &DeviceCommand) -> Exit {
-    let hv = match XenHypervisor::open() {
-        Ok(hv) => hv,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
-    };
-    let store = match XsCreateStore::open() {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
+    let (hv, store) = match super::open_xen(XsCreateStore::open) {
+        Ok(opened) => opened,
+        Err(exit) => return exit,
     };
     let ctx = DeviceContext {
         hv: &hv,

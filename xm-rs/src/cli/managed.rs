@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hypervisor::{DomId, XenHypervisor};
 
-use super::Exit;
+use super::{error, Exit};
 use crate::config::host::SystemHost;
 use crate::config::load::DEFAULT_SEARCH_PATH;
 use crate::config::load::{load, parse_variable, split_search_path, LoadOptions};
@@ -102,11 +102,6 @@ const START_TIMEOUT_SECS: u64 = 60;
 /// Default shutdown timeout, seconds (Debian's XENDOMAINS_STOP_MAXWAIT).
 const STOP_TIMEOUT_SECS: u64 = 300;
 
-fn error(message: impl std::fmt::Display) -> Exit {
-    eprintln!("Error: {message}");
-    Exit::ConfigError
-}
-
 fn managed_error(e: &ManagedError) -> Exit {
     eprintln!("Error: {e}");
     match e {
@@ -195,13 +190,9 @@ fn open_plain() -> Result<(XenHypervisor, XsStore), Exit> {
 
 /// `xm start`.
 pub fn start(args: &StartArgs) -> Exit {
-    let hv = match XenHypervisor::open() {
-        Ok(hv) => hv,
-        Err(e) => return error(e),
-    };
-    let store = match XsCreateStore::open() {
-        Ok(store) => store,
-        Err(e) => return error(e),
+    let (hv, store) = match super::open_xen(XsCreateStore::open) {
+        Ok(opened) => opened,
+        Err(exit) => return exit,
     };
     let options = WireOptions {
         paused: args.paused,

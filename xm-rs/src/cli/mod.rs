@@ -14,16 +14,29 @@ pub mod managed;
 pub mod render;
 pub mod vcpu;
 
+/// Opens Xen and xenstore (with `open_store`) for a command that needs both; on failure
+/// prints xm's `Error:` line and gives the exit code to return.
+pub(crate) fn open_xen<S, E: std::fmt::Display>(
+    open_store: impl FnOnce() -> Result<S, E>,
+) -> Result<(hypervisor::XenHypervisor, S), Exit> {
+    let hv = hypervisor::XenHypervisor::open().map_err(error)?;
+    let store = open_store().map_err(error)?;
+    Ok((hv, store))
+}
+
+/// Prints xm's `Error: …` line on stderr and gives the exit code of a failed command.
+pub(crate) fn error(message: impl std::fmt::Display) -> Exit {
+    eprintln!("Error: {message}");
+    Exit::ConfigError
+}
+
 /// The exit code after writing a command's output on stdout. The reader going away
 /// (EPIPE: `xm list | grep -q x`) is no failure: the output ends there, quietly, with the
 /// command's own `exit`, as other Unix tools behave. Any other write failure is reported.
 pub(crate) fn after_output(written: Result<(), crate::ops::OpsError>, exit: Exit) -> Exit {
     match written {
         Ok(()) | Err(crate::ops::OpsError::OutputClosed) => exit,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            Exit::ConfigError
-        }
+        Err(e) => error(e),
     }
 }
 
@@ -143,19 +156,9 @@ pub fn run() -> ExitCode {
 
 /// Opens the real hypervisor and xenstore and runs a domain command on them.
 fn run_domain_command(command: &domain::DomCommand) -> Exit {
-    let hv = match hypervisor::XenHypervisor::open() {
-        Ok(hv) => hv,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
-    };
-    let store = match crate::ops::XsStore::open() {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            return Exit::ConfigError;
-        }
+    let (hv, store) = match open_xen(crate::ops::XsStore::open) {
+        Ok(opened) => opened,
+        Err(exit) => return exit,
     };
     let mut release_loop = |node: &str| {
         toolstack::loopback::detach(std::path::Path::new(node)).map_err(|e| e.to_string())
