@@ -119,33 +119,81 @@ xs_conformance_and_tools() {
     xs_tools_compare
 }
 
-# xs_bench FLAVOUR: xs-bench with 0 and 512 idle connections; RESULT lines to the share.
+# xs_bench FLAVOUR: xs-bench with 0 and 512 idle connections against the system's xenstored
+# and, in the same boot and interleaved with it, against a second daemon of ours that serves
+# only a socket (no Xen rings). Beside Debian's C daemon this compares the two on one boot,
+# free of the boot-to-boot drift C shows (733-1439 reads/s on a quiet host); beside ours it
+# shows what serving Xen rings costs a socket client (nothing, it should be).
+# RESULT lines go to the share as xs-bench-LABEL; XS-SAME-BOOT lines give the ratios.
 xs_bench() {
-    local flavour=$1 pid
+    local flavour=$1 pid second=
     pid=$(cat /run/xenstored.pid 2>/dev/null || echo 0)
     ulimit -n 4096 2>/dev/null
     mark xs-bench-start "xenstored=$flavour pid=$pid"
+    xs_second_daemon_start && second=$(cat /run/xs-second/pid)
+    : > /tmp/xs-bench-all.out
     for spec in "0 5000 500" "512 3000 300"; do
         set -- $spec
-        xs-bench -i "$1" -n "$2" -t "$3" -p "$pid" > /tmp/xs-bench.out 2>&1
-        local rc=$?
-        cat /tmp/xs-bench.out
-        [ $rc = 0 ] || echo "XS-BENCH-FAILED idle=$1 rc=$rc"
-        grep '^RESULT' /tmp/xs-bench.out | while read -r line; do
-            result "xs-bench-$flavour" "$line"
-        done
+        xs_bench_one "$flavour" "$pid" -i "$1" -n "$2" -t "$3"
+        [ -n "$second" ] &&
+            xs_bench_one ours-socket "$second" -s /run/xs-second/socket -i "$1" -n "$2" -t "$3"
     done
+    [ -n "$second" ] && kill "$second" 2>/dev/null
+    xs_same_boot_ratios "$flavour" ours-socket
     # The ring path: dom0's kernel relays /dev/xen/xenbus requests over its xenbus ring
     # (xsd_kva + event channel), as backends and hotplug scripts reach the daemon.
-    xs-bench -s /dev/xen/xenbus -i 0 -n 1000 -t 100 -p "$pid" > /tmp/xs-bench.out 2>&1
-    local rc=$?
-    cat /tmp/xs-bench.out
-    [ $rc = 0 ] || echo "XS-BENCH-FAILED xenbus-device rc=$rc"
-    grep '^RESULT' /tmp/xs-bench.out | while read -r line; do
-        result "xs-bench-$flavour" "$line"
-    done
+    xs_bench_one "$flavour" "$pid" -s /dev/xen/xenbus -i 0 -n 1000 -t 100
     xs_bench_syscalls "$flavour" "$pid"
     echo "XS-BENCH-DONE xenstored=$flavour"
+}
+
+# xs_bench_one LABEL PID XS-BENCH-ARGS...: one xs-bench run; its RESULT lines are recorded
+# under xs-bench-LABEL and kept in /tmp/xs-bench-all.out for xs_same_boot_ratios.
+xs_bench_one() {
+    local label=$1 pid=$2; shift 2
+    xs-bench "$@" -p "$pid" > /tmp/xs-bench.out 2>&1
+    local rc=$?
+    echo "XS-BENCH-RUN $label: xs-bench $*"
+    cat /tmp/xs-bench.out
+    [ $rc = 0 ] || echo "XS-BENCH-FAILED $label $* rc=$rc"
+    grep '^RESULT' /tmp/xs-bench.out | while read -r line; do
+        result "xs-bench-$label" "$line"
+        echo "$label $line" >> /tmp/xs-bench-all.out
+    done
+}
+
+# xs_second_daemon_start: our xenstored on the private socket /run/xs-second/socket, no Xen
+# rings, holding the node the benchmark reads (as the system's daemon does). Fails, saying
+# why, if it does not start.
+xs_second_daemon_start() {
+    mkdir -p /run/xs-second
+    if ! xenstored-rs --no-xen --socket /run/xs-second/socket \
+            --pid-file /run/xs-second/pid --log-file /run/xs-second/log; then
+        echo "XS-BENCH-FAILED second daemon"; cat /run/xs-second/log; return 1
+    fi
+    XENSTORED_PATH=/run/xs-second/socket xenstore-write /local/domain/0/name Domain-0
+}
+
+# xs_same_boot_ratios SYSTEM SECOND: for each test and idle count, the second daemon's ops/s
+# (untimed loop) over the system daemon's, from the interleaved runs of this boot.
+xs_same_boot_ratios() {
+    awk -v sys="$1" -v sec="$2" '
+        { label = $1; test = ""; idle = ""; ops = ""
+          for (i = 2; i <= NF; i++) {
+              split($i, kv, "=")
+              if (kv[1] == "test") test = kv[2]
+              else if (kv[1] == "idle_conns") idle = kv[2]
+              else if (kv[1] == "ops_per_s_untimed") ops = kv[2]
+          }
+          if (test != "") v[label SUBSEP test SUBSEP idle] = ops; keys[test SUBSEP idle] = 1 }
+        END { for (k in keys) { split(k, p, SUBSEP)
+                a = v[sys SUBSEP k]; b = v[sec SUBSEP k]
+                if (a > 0 && b > 0)
+                    printf "XS-SAME-BOOT test=%s idle_conns=%s %s=%d %s=%d ratio=%.2f\n", p[1], p[2], sys, a, sec, b, b / a } }
+    ' /tmp/xs-bench-all.out | sort | while read -r line; do
+        echo "$line"
+        result "xs-same-boot" "${line#XS-SAME-BOOT }"
+    done
 }
 
 # xs_bench_syscalls FLAVOUR PID: which syscalls the daemon makes per request, from a short

@@ -68,3 +68,40 @@ fn replies_larger_than_the_socket_buffer_reach_a_slow_reader() {
     let replies = pipeline(&daemon.socket, request, 400);
     assert!(replies.iter().all(|p| *p == big));
 }
+
+/// Counts the daemon's open file descriptors.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn clients_that_vanish_with_replies_unread_leave_nothing_behind() {
+    let daemon = common::Daemon::start(&[]);
+    let c = Client::connect(&daemon.socket).expect("connect");
+    c.write("/gone/big", &[b'y'; 4000]).expect("write");
+    let baseline = open_fds(daemon.pid());
+    let request = Message::new(MsgType::Read, 1, 0, b"/gone/big\0".to_vec())
+        .encode()
+        .expect("encode");
+    // Each client asks, in batches under the outstanding-reply limit (20), for more than
+    // the socket buffer holds (3 x 19 x 4 kB) and leaves without reading. When it goes,
+    // the daemon has a reply stuck in its outbox and is still reading.
+    let batch = request.repeat(19);
+    for _ in 0..10 {
+        let mut s = UnixStream::connect(&daemon.socket).expect("connect");
+        for _ in 0..3 {
+            s.write_all(&batch).expect("send");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while open_fds(daemon.pid()) > baseline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon still holds {} fds, {baseline} before",
+            open_fds(daemon.pid())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(c.read("/gone/big").expect("still serving").len(), 4000);
+}
