@@ -134,6 +134,15 @@ guest_wrote_disk() {
     head -c 30 "/var/lib/xen/$1.img" | grep -q XM-RS-LAB-WROTE-THIS-FROM-DOMU
 }
 
+# state_wait PATH VALUE SECONDS: wait until xenstore node PATH reads VALUE.
+state_wait() {
+    local i=0
+    while [ "$(xenstore-read "$1" 2>/dev/null)" != "$2" ]; do
+        [ $i -ge $(($3 * 10)) ] && return 1
+        sleep 0.1; i=$((i + 1))
+    done
+}
+
 # domain_wait NAME SECONDS: wait until a domain called NAME exists (guest_wait gives up as soon
 # as the domain is missing, so use this first when the domain is being created in the background).
 domain_wait() {
@@ -179,20 +188,3 @@ wait_log() {
     done
 }
 
-# without_device_model: for the rest of the scenario, dom0 looks like a host without Debian's
-# qemu-system-xen (xm then boots a vfb config without its framebuffer, with a warning). The lab
-# installs qemu for xm-create-vfb into the one dom0 image every scenario of the boot shares.
-# Used by xm-create-beijaflor and xm-autostart, whose seed configs have a vfb. Most likely why: the seed's
-# `extra = 'console = hvc0 ...'` (spaces around '=', verbatim from the thesis) is not a
-# console= option to Linux, so when xen-fbfront registers a framebuffer before /init opens
-# /dev/console, the console is tty0 on the framebuffer: the rootfs' rcS (inittab ::sysinit,
-# on /dev/console) prints its ROOTFS markers there, and hvc0 only gets inittab's respawned shell.
-# That is a race (a probe booted the guest with a vfb to ROOTFS-READY on hvc0 under both xl and
-# xm), and it is what real xm did too; the fix belongs in the lab's rootfs (rcS writing its
-# markers to hvc0), not in xm.
-without_device_model() {
-    local qemu=/usr/libexec/xen-qemu-system-i386
-    [ -x "$qemu" ] || return 0
-    mv "$qemu" "$qemu.lab-off" && echo "lab: $qemu hidden for this scenario"
-    trap "mv '$qemu.lab-off' '$qemu' 2>/dev/null" EXIT
-}

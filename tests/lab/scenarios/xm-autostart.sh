@@ -37,7 +37,6 @@
 # lab-expect: XL-LIST-ONLY-DOM0
 # lab-expect: XENDOMAINS-STATUS-NOT-RUNNING
 . /lab/lib.sh
-without_device_model
 
 command -v xm >/dev/null || fail "xm is not installed in dom0"
 export XM_STATE_DIR=/var/lib/xm-rs

@@ -4,23 +4,29 @@
 # vg01 with beijaflor.root (ext3) and beijaflor.swap, the kernel and initrd at
 # /boot/*-$(uname -r) and bridge xenbr0. The guest mounts xvda1 as root, swaps on xvda2 and
 # pings dom0 over eth0; its console is on xm's terminal (here: a file, stdin not a tty);
-# `xm shutdown -w` returns when it is gone. xl-beijaflor is the same server under Debian's xl.
+# `xm shutdown -w` returns when it is gone. Its vfb line is served too: Debian's qemu-system-xen
+# is in dom0, so xm starts qemu as the framebuffer's backend with VNC display 1, as on the
+# thesis' server. xl-beijaflor is the same server under Debian's xl.
 # lab-timeout: 360
 # lab-packages: lvm2 libdevmapper-event1.02.1 libdevmapper1.02.1 libaio1 e2fsprogs bsdutils
 # lab-bins: /sbin/lvm /sbin/mke2fs /usr/bin/script
+# lab-packages: qemu-system-xen libfdt1 libglib2.0-0 libjpeg62-turbo libpixman-1-0 libspice-server1 libusb-1.0-0 libopus0 libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 liborc-0.4-0 liblz4-1 libsasl2-2 libssl3 libudev1 libunwind8 libdw1 libelf1 libffi8 libpcre2-8-0 libstdc++6
+# lab-packages: qemu-system-data
+# lab-data: /usr/share/qemu/keymaps
+# lab-bins: /usr/libexec/xen-qemu-system-i386
 # lab-expect: beijaflor-vm.cfg:8:1: warning: spaces around '='
 # lab-expect: [beijaflor-vm] INITRD-ROOT-MOUNTED /dev/xvda1 ext3 ro
 # lab-expect: [beijaflor-vm] ROOTFS-UP root=/dev/xvda1 ext3
 # lab-expect: [beijaflor-vm] ROOTFS-SWAP-OK xvda2
 # lab-expect: [beijaflor-vm] ROOTFS-PING-OK
 # lab-expect: XM-CONSOLE-SHOWED ROOTFS-READY
+# lab-expect: XM-BEIJAFLOR-VFB-CONNECTED vnc-port=5901
 # lab-expect: XM-BEIJAFLOR-IN-XL-LIST
 # lab-expect: XM-CONSOLE-CTRL-BRACKET-DETACHED
 # lab-expect: XM-BUSY-DEVICE-REFUSED-CLEAN
 # lab-expect: XM-SHUTDOWN-W-RETURNED
 # lab-expect: XM-BEIJAFLOR-GONE
 . /lab/lib.sh
-without_device_model
 ensure_vg vg01 256
 setup_lvm_guest vg01 beijaflor 96 32 10.99.0.10/24 10.99.0.1
 install_boot_files
@@ -38,6 +44,13 @@ i=0; until grep -q ROOTFS-READY /tmp/xm-console.log || [ $i -ge 50 ]; do sleep 0
 grep -q ROOTFS-READY /tmp/xm-console.log && echo "XM-CONSOLE-SHOWED ROOTFS-READY"
 xm list; xl list
 xl list | grep -q '^beijaflor-vm ' && echo "XM-BEIJAFLOR-IN-XL-LIST"
+# The seed's vfb: qemu serves the framebuffer and keyboard, on VNC display 1.
+d=$(xl domid beijaflor-vm)
+for dev in vfb vkbd; do
+    state_wait /local/domain/0/backend/$dev/$d/0/state 4 120 ||
+        fail "$dev backend not connected (state $(xenstore-read /local/domain/0/backend/$dev/$d/0/state))"
+done
+echo "XM-BEIJAFLOR-VFB-CONNECTED vnc-port=$(xenstore-read /local/domain/$d/console/vnc-port)"
 
 # Ctrl-] on a real terminal: script(1) gives `xm console` a pty as its terminal, which xm puts
 # in raw mode; the 0x1d byte typed into it must detach xm (exit 0) and leave the guest running.

@@ -6,8 +6,8 @@
 # xen-fbfront/xen-kbdfront connect to it. `xm destroy`, and in a second round Debian's
 # `xl destroy` (which finds qemu's pid where libxl records it), leave no qemu and no nodes.
 # First, a qemu that cannot start (a keymap it does not have) fails the create, naming its
-# log, and leaves nothing behind. (Without qemu-system-xen the guest boots with a warning instead:
-# xm-create-beijaflor covers that.)
+# log, and leaves nothing behind. (Without qemu-system-xen the guest boots with a warning
+# instead: xm-rs's host tests, create/vfb.rs, cover that.)
 # lab-timeout: 720
 # lab-packages: qemu-system-xen libfdt1 libglib2.0-0 libjpeg62-turbo libpixman-1-0 libspice-server1 libusb-1.0-0 libopus0 libgstreamer1.0-0 libgstreamer-plugins-base1.0-0 liborc-0.4-0 liblz4-1 libsasl2-2 libssl3 libudev1 libunwind8 libdw1 libelf1 libffi8 libpcre2-8-0 libstdc++6
 # lab-packages: qemu-system-data
@@ -51,14 +51,6 @@ qemu_procs() {
 }
 # vnc_listening: a socket listens on 127.0.0.1:5901 (hex 0100007F:170D, state 0A)
 vnc_listening() { grep -q '^ *[0-9]*: 0100007F:170D 00000000:0000 0A ' /proc/net/tcp; }
-# state_wait PATH VALUE SECONDS
-state_wait() {
-    i=0
-    while [ "$(xenstore-read "$1" 2>/dev/null)" != "$2" ]; do
-        [ $i -ge $(($3 * 10)) ] && return 1
-        sleep 0.1; i=$((i + 1))
-    done
-}
 # gone_clean WHAT DOMID: no domain, no qemu, no listening port, xenstore as before
 gone_clean() {
     domain_gone_wait $NAME 30 || fail "$1: $NAME still there"
