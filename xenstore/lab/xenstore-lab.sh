@@ -132,11 +132,12 @@ xs_bench() {
     mark xs-bench-start "xenstored=$flavour pid=$pid"
     xs_second_daemon_start && second=$(cat /run/xs-second/pid)
     : > /tmp/xs-bench-all.out
+    # -c 4: after the single-client loop, 4 clients at once (xs-bench's "clients=4" lines).
     for spec in "0 5000 500" "512 3000 300"; do
         set -- $spec
-        xs_bench_one "$flavour" "$pid" -i "$1" -n "$2" -t "$3"
+        xs_bench_one "$flavour" "$pid" -i "$1" -n "$2" -t "$3" -c 4
         [ -n "$second" ] &&
-            xs_bench_one ours-socket "$second" -s /run/xs-second/socket -i "$1" -n "$2" -t "$3"
+            xs_bench_one ours-socket "$second" -s /run/xs-second/socket -i "$1" -n "$2" -t "$3" -c 4
     done
     [ -n "$second" ] && kill "$second" 2>/dev/null
     xs_same_boot_ratios "$flavour" ours-socket
@@ -174,22 +175,25 @@ xs_second_daemon_start() {
     XENSTORED_PATH=/run/xs-second/socket xenstore-write /local/domain/0/name Domain-0
 }
 
-# xs_same_boot_ratios SYSTEM SECOND: for each test and idle count, the second daemon's ops/s
-# (untimed loop) over the system daemon's, from the interleaved runs of this boot.
+# xs_same_boot_ratios SYSTEM SECOND: for each test, idle count and number of concurrent
+# clients, the second daemon's ops/s (untimed loop) over the system daemon's, from the
+# interleaved runs of this boot.
 xs_same_boot_ratios() {
     awk -v sys="$1" -v sec="$2" '
-        { label = $1; test = ""; idle = ""; ops = ""
+        { label = $1; test = ""; idle = ""; ops = ""; clients = 1
           for (i = 2; i <= NF; i++) {
               split($i, kv, "=")
               if (kv[1] == "test") test = kv[2]
               else if (kv[1] == "idle_conns") idle = kv[2]
+              else if (kv[1] == "clients") clients = kv[2]
               else if (kv[1] == "ops_per_s_untimed") ops = kv[2]
           }
-          if (test != "") v[label SUBSEP test SUBSEP idle] = ops; keys[test SUBSEP idle] = 1 }
+          k = test SUBSEP idle SUBSEP clients
+          if (test != "") { v[label SUBSEP k] = ops; keys[k] = 1 } }
         END { for (k in keys) { split(k, p, SUBSEP)
                 a = v[sys SUBSEP k]; b = v[sec SUBSEP k]
                 if (a > 0 && b > 0)
-                    printf "XS-SAME-BOOT test=%s idle_conns=%s %s=%d %s=%d ratio=%.2f\n", p[1], p[2], sys, a, sec, b, b / a } }
+                    printf "XS-SAME-BOOT test=%s idle_conns=%s clients=%s %s=%d %s=%d ratio=%.2f\n", p[1], p[2], p[3], sys, a, sec, b, b / a } }
     ' /tmp/xs-bench-all.out | sort | while read -r line; do
         echo "$line"
         result "xs-same-boot" "${line#XS-SAME-BOOT }"

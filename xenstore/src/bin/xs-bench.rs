@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! xs-bench [-n N] [-t NTX] [-i IDLE] [-r READ_PATH] [-w WRITE_PATH] [-x TX_PATH] [-W WARMUP]
-//!          [-p XENSTORED_PID] [-s SOCKET]
+//!          [-p XENSTORED_PID] [-s SOCKET] [-c CLIENTS]
 //! ```
 //! Opens IDLE extra connections first (each does one read, then stays idle), then times N
 //! reads, N writes (16-byte value) and NTX transaction cycles (start, write, commit), each
@@ -13,6 +13,13 @@
 //! per operation over both passes (from `/proc/PID/{stat,status,io}`), and our own CPU time.
 //! The client is a plain synchronous request/reply loop on the socket: no helper thread, so
 //! the numbers measure the daemon, not the client.
+//!
+//! With `-c CLIENTS` (2 or more) it then also measures the daemon under concurrent load:
+//! CLIENTS threads, each on its own connection, share the N reads (then the N writes, each
+//! thread to its own node) and start together; ops/s is N over the time until the last one
+//! finishes. A single client measures the round trip (client and daemon take turns); this
+//! measures how many requests the daemon gets through when several wait for it, as on a host
+//! where toolstack, backends and guests all talk to it. Those RESULT lines carry `clients=`.
 //!
 //! `-s /dev/xen/xenbus` (any character device) measures the ring path instead: dom0's kernel
 //! forwards each request over its xenbus ring (`/proc/xen/xsd_kva` + event channel) to the
@@ -284,8 +291,8 @@ impl UsageMeter {
 }
 
 fn run() -> Result<(), String> {
-    let (mut n, mut ntx, mut idle, mut warm, mut pid) =
-        (20_000usize, 2_000usize, 0usize, 200usize, 0u32);
+    let (mut n, mut ntx, mut idle, mut warm, mut pid, mut clients) =
+        (20_000usize, 2_000usize, 0usize, 200usize, 0u32, 1usize);
     let mut rpath = "/local/domain/0/name".to_string();
     let mut wpath = "/bench/w".to_string();
     let mut txpath = "/bench/tx".to_string();
@@ -307,7 +314,8 @@ fn run() -> Result<(), String> {
             "-w" => wpath = val()?,
             "-x" => txpath = val()?,
             "-s" => socket = PathBuf::from(val()?),
-            _ => return Err(format!("usage: xs-bench [-n N] [-t NTX] [-i IDLE] [-r path] [-w path] [-x path] [-W warmup] [-p pid] [-s socket] (got {a})")),
+            "-c" => clients = num(val()?)?,
+            _ => return Err(format!("usage: xs-bench [-n N] [-t NTX] [-i IDLE] [-r path] [-w path] [-x path] [-W warmup] [-p pid] [-s socket] [-c clients] (got {a})")),
         }
     }
     let (n, ntx) = (n.max(1), ntx.max(1));
@@ -424,11 +432,76 @@ fn run() -> Result<(), String> {
         retries,
         &usage,
     );
+    if clients > 1 {
+        let target = Target {
+            socket: &socket,
+            rpath: &rpath,
+            wpath: &wpath,
+            pid,
+        };
+        concurrent(&target, clients, n, &cond)?;
+    }
     println!(
         "INFO xenstored_rss_kb={} (after tests, idle connections still open)",
         rss_kb(pid)
     );
     let _ = h.call(MsgType::Rm, 0, wire::join_strings(&["/bench"]));
+    Ok(())
+}
+
+/// What the concurrent passes talk to.
+struct Target<'a> {
+    socket: &'a PathBuf,
+    rpath: &'a str,
+    wpath: &'a str,
+    pid: u32,
+}
+
+/// Reads, then writes, from `clients` connections at once; see the module comment.
+fn concurrent(target: &Target<'_>, clients: usize, n: usize, cond: &str) -> Result<(), String> {
+    let per_client = n.div_ceil(clients);
+    let total = per_client * clients;
+    let cond = format!("{cond} clients={clients}");
+    for test in ["read", "write"] {
+        let meter = UsageMeter::start(target.pid);
+        let mut walls = [0u64; 2];
+        let mut lat = Vec::with_capacity(total);
+        for (pass, wall) in walls.iter_mut().enumerate() {
+            let timed = pass == 0;
+            let start = std::sync::Arc::new(std::sync::Barrier::new(clients + 1));
+            let mut threads = Vec::with_capacity(clients);
+            for i in 0..clients {
+                let mut c = Conn::open(target.socket).map_err(|e| format!("client {i}: {e}"))?;
+                let (rpath, wpath) = (target.rpath.to_string(), format!("{}{i}", target.wpath));
+                let start = start.clone();
+                threads.push(std::thread::spawn(move || -> Result<Vec<u64>, String> {
+                    let mut lat = Vec::with_capacity(if timed { per_client } else { 0 });
+                    start.wait();
+                    for _ in 0..per_client {
+                        let a = timed.then(Instant::now);
+                        if test == "read" {
+                            c.read(&rpath)?;
+                        } else {
+                            c.write(0, &wpath, b"0123456789abcdef")?;
+                        }
+                        if let Some(a) = a {
+                            lat.push(a.elapsed().as_nanos() as u64);
+                        }
+                    }
+                    Ok(lat)
+                }));
+            }
+            start.wait();
+            let s = Instant::now();
+            for t in threads {
+                let mine = t.join().map_err(|_| "a client thread panicked")??;
+                lat.extend(mine);
+            }
+            *wall = s.elapsed().as_nanos() as u64;
+        }
+        let usage = meter.per_op(2 * total);
+        report(test, &cond, &mut lat, (walls[0], walls[1]), 0, &usage);
+    }
     Ok(())
 }
 
