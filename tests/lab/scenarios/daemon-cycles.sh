@@ -59,9 +59,20 @@ settle() {
     while [ "$(nodes)" != "$1" ] && [ $k -lt 25 ]; do sleep 0.2; k=$((k + 1)); done
 }
 
+# no_domains_left: wait (up to 10 s) until xenstore holds no domain but dom0: the daemon sweeps
+# a destroyed domain's nodes on its next scan, so the baseline is taken only once it has.
+no_domains_left() {
+    k=0
+    while xenstore-list /local/domain | grep -qvx 0 && [ $k -lt 50 ]; do sleep 0.2; k=$((k + 1)); done
+}
+# events_by_kind: how many events of each kind the daemon logged (for a failure's report).
+events_by_kind() {
+    sed -n 's/.*"event":"\([a-z_-]*\)".*/\1/p' "$XM_STATE_DIR/events.log" | sort | uniq -c
+}
+
 start_daemon --storm-deaths $PER_ROUND --storm-window 3600
 round warm-up
-sleep 1
+no_domains_left
 rss0=$(rss); fds0=$(fds); nodes0=$(nodes)
 result daemon-cycles-rss-kb-warm "$rss0"
 result daemon-cycles-fds-warm "$fds0"
@@ -85,7 +96,10 @@ handled=$(grep -c '"event":"reboot"' "$XM_STATE_DIR/events.log")
 result daemon-cycles-done "$cycles"
 result daemon-cycles-ms-per-cycle $(( (t1 - t0) / cycles ))
 result daemon-cycles-reboots-handled-total "$handled"
-[ "$handled" = $(( (rounds + 1) * PER_ROUND )) ] || fail "the daemon handled $handled reboots over $((rounds + 1)) rounds of $PER_ROUND"
+[ "$handled" = $(( (rounds + 1) * PER_ROUND )) ] || {
+    events_by_kind; grep -v '"event":"reboot"' "$XM_STATE_DIR/events.log" | tail -20
+    grep -n 'restart storm' "$XM_STATE_DIR/events.log"
+    fail "the daemon handled $handled reboots over $((rounds + 1)) rounds of $PER_ROUND"; }
 echo "DAEMON-CYCLES-DONE $cycles cycles after $PER_ROUND warm-up cycles ($rounds rounds)"
 rss1=$(rss); fds1=$(fds); nodes1=$(nodes)
 result daemon-cycles-rss-kb-after "$rss1"

@@ -1601,8 +1601,10 @@ impl Core {
 
     /// Re-examines introduced domains (on `VIRQ_DOM_EXC`): fires `@releaseDomain` once when a
     /// domain shuts down and destroys the ones that died.
-    pub fn check_domains(&mut self) {
+    /// Returns true if any introduced domain had shut down or gone since the last check.
+    pub fn check_domains(&mut self) -> bool {
         let mut fire = false;
+        let mut changed = false;
         for domid in self.introduced_domains() {
             if domid == 0 {
                 continue;
@@ -1612,17 +1614,24 @@ impl Core {
                 DomainState::Shutdown => {
                     if let Some(d) = self.domains.get_mut(&domid) {
                         if !d.shutdown {
+                            // Rare (once per domain) and what toolstacks wait for: logged so
+                            // that a domain nobody cleaned up shows whether we saw it go.
+                            info!(domid, "domain shut down; firing @releaseDomain");
                             d.shutdown = true;
                             fire = true;
                         }
                     }
                 }
-                DomainState::Dead => self.destroy_domain(domid),
+                DomainState::Dead => {
+                    self.destroy_domain(domid);
+                    changed = true;
+                }
             }
         }
         if fire {
             self.fire("@releaseDomain", false, None);
         }
+        changed || fire
     }
 
     fn do_control(&mut self, p: &[u8]) -> Reply {
@@ -1636,5 +1645,47 @@ impl Core {
             Some(b"help") => Ok(Body::new(b"check\nprint\nhelp\n\0")),
             _ => Err(Errno::Einval),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A hypervisor whose one guest's state the test sets.
+    struct Scripted(Rc<Cell<DomainState>>);
+
+    impl Platform for Scripted {
+        fn introduce(&mut self, _domid: u32, _gfn: u64, _port: u32) -> Result<(), Errno> {
+            Ok(())
+        }
+        fn reintroduce(&mut self, _domid: u32, _port: u32) -> Result<(), Errno> {
+            Ok(())
+        }
+        fn release(&mut self, _domid: u32) {}
+        fn domain_exists(&mut self, _domid: u32) -> bool {
+            self.0.get() != DomainState::Dead
+        }
+        fn domain_state(&mut self, _domid: u32) -> DomainState {
+            self.0.get()
+        }
+    }
+
+    #[test]
+    fn check_domains_reports_each_change_once() {
+        let state = Rc::new(Cell::new(DomainState::Alive));
+        let mut core = Core::new(Quotas::default(), Box::new(Scripted(state.clone())));
+        core.attach_domain(5);
+        assert!(!core.check_domains(), "nothing happened yet");
+        state.set(DomainState::Shutdown);
+        assert!(core.check_domains(), "the shutdown is news");
+        assert!(!core.check_domains(), "and only once");
+        assert_eq!(core.introduced_domains(), vec![5]);
+        state.set(DomainState::Dead);
+        assert!(core.check_domains(), "the death is news");
+        assert!(core.introduced_domains().is_empty());
+        assert!(!core.check_domains());
     }
 }

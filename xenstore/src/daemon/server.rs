@@ -24,6 +24,11 @@ use crate::wire::Decoder;
 
 const LISTENER: Token = Token(0);
 const EVTCHN: Token = Token(1);
+const DOMAIN_CHECK: Token = Token(2);
+/// How often, on Xen, the introduced domains are looked at even without `VIRQ_DOM_EXC`: a
+/// safety net, so that one lost notification cannot leave a dead domain's toolstack waiting
+/// for `@releaseDomain` forever (what it finds is logged as a warning).
+const DOMAIN_CHECK_PERIOD: Duration = Duration::from_secs(5);
 const FIRST_CONN_TOKEN: usize = 16;
 const READ_CHUNK: usize = 8192;
 
@@ -45,6 +50,8 @@ pub struct Server {
     listener: UnixListener,
     clients: HashMap<ConnId, SocketClient, ConnIdHasher>,
     xen: Option<Rc<RefCell<XenRings>>>,
+    /// On Xen: the periodic domain check's timer.
+    domain_check: Option<sys::PeriodicTimer>,
     /// Connections we stopped reading because of the outstanding-reply limit.
     stalled: HashSet<ConnId, ConnIdHasher>,
     /// Reused buffers of the loop (connections with output, domains with rings), so that a
@@ -113,10 +120,18 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut domain_check = None;
         if let Some(x) = &xen {
             let fd: RawFd = x.borrow().evtchn.fd();
             poll.registry()
                 .register(&mut SourceFd(&fd), EVTCHN, Interest::READABLE)?;
+            let timer = sys::PeriodicTimer::new(DOMAIN_CHECK_PERIOD)?;
+            poll.registry().register(
+                &mut SourceFd(&timer.fd()),
+                DOMAIN_CHECK,
+                Interest::READABLE,
+            )?;
+            domain_check = Some(timer);
         }
         Ok(Server {
             core,
@@ -124,6 +139,7 @@ impl Server {
             listener,
             clients: HashMap::default(),
             xen,
+            domain_check,
             stalled: HashSet::default(),
             ready: Vec::new(),
             domids: Vec::new(),
@@ -156,6 +172,7 @@ impl Server {
                 match ev.token() {
                     LISTENER => self.accept(),
                     EVTCHN => ring_event = true,
+                    DOMAIN_CHECK => self.periodic_domain_check(),
                     Token(t) => {
                         let id = (t - FIRST_CONN_TOKEN) as ConnId;
                         if ev.is_readable() || ev.is_read_closed() {
@@ -372,6 +389,19 @@ impl Server {
         self.core.has_output_pending()
     }
 
+    /// The safety net behind `VIRQ_DOM_EXC` (see [`DOMAIN_CHECK_PERIOD`]).
+    fn periodic_domain_check(&mut self) {
+        if let Some(t) = &self.domain_check {
+            t.acknowledge();
+        }
+        // A notification may be on its way: take pending ports first, so that only a change
+        // no notification announced is reported as one.
+        self.handle_evtchn();
+        if self.core.check_domains() {
+            warn!("a domain shut down or died without VIRQ_DOM_EXC reaching us; the periodic check found it");
+        }
+    }
+
     fn handle_evtchn(&mut self) {
         let Some(xen) = self.xen.clone() else { return };
         let mut dom_exc = false;
@@ -384,6 +414,7 @@ impl Server {
             }
         }
         if dom_exc {
+            debug!("VIRQ_DOM_EXC: checking the introduced domains");
             self.core.check_domains();
         }
         self.service_rings();
