@@ -122,8 +122,8 @@ xs_conformance_and_tools() {
 # xs_bench FLAVOUR: xs-bench with 0 and 512 idle connections against the system's xenstored
 # and, in the same boot and interleaved with it, against a second daemon of ours that serves
 # only a socket (no Xen rings). Beside Debian's C daemon this compares the two on one boot,
-# free of the boot-to-boot drift C shows (733-1439 reads/s on a quiet host); beside ours it
-# shows what serving Xen rings costs a socket client (nothing, it should be).
+# free of the boot-to-boot drift C shows (733-1450 reads/s on a quiet host); beside ours it
+# shows what serving Xen rings costs a socket client (it should cost nothing).
 # RESULT lines go to the share as xs-bench-LABEL; XS-SAME-BOOT lines give the ratios.
 xs_bench() {
     local flavour=$1 pid second=

@@ -134,6 +134,20 @@ guest_wrote_disk() {
     head -c 30 "/var/lib/xen/$1.img" | grep -q XM-RS-LAB-WROTE-THIS-FROM-DOMU
 }
 
+# tiny_pv_cfg NAME MODE [LINE...]: /etc/xen/NAME.cfg for the lab's tiny PV kernel ($IMAGE, which
+# the scenario sets) in 32 MiB, told what to do by extra="tinypv.MODE" (no extra if MODE is
+# empty), then each LINE verbatim (on_* actions, disks, vifs).
+tiny_pv_cfg() {
+    local name=$1 mode=$2 line; shift 2
+    {
+        echo "name   = \"$name\""
+        echo "kernel = \"$IMAGE\""
+        echo "memory = 32"
+        [ -z "$mode" ] || echo "extra  = \"tinypv.$mode\""
+        for line in "$@"; do echo "$line"; done
+    } > "/etc/xen/$name.cfg"
+}
+
 # state_wait PATH VALUE SECONDS: wait until xenstore node PATH reads VALUE.
 state_wait() {
     local i=0

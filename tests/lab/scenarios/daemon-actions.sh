@@ -38,13 +38,7 @@ grep -q "another xm daemon is running" /tmp/second.err || fail "the second daemo
 echo "DAEMON-REFUSES-SECOND"
 
 # --- 1. a guest that reboots itself comes back; 2. its restart storm is stopped ----------
-cat > /etc/xen/stormy.cfg <<CFG
-name   = "stormy"
-kernel = "$IMAGE"
-memory = 32
-extra  = "tinypv.reboot"
-on_reboot = "restart"
-CFG
+tiny_pv_cfg stormy reboot 'on_reboot = "restart"'
 mark daemon-reboot-start
 xm create -q /etc/xen/stormy.cfg || fail "xm create stormy returned $?"
 d1=$(xm domid stormy 2>/dev/null) || d1="(gone already)"
@@ -72,15 +66,8 @@ echo "DAEMON-STORM-STOPPED after $restarts restarts"
 # --- 3. poweroff -> destroy leaves nothing --------------------------------------------------
 loops_before=$(/usr/sbin/losetup -a | wc -l)
 dd if=/dev/zero of=/var/lib/xen/poff.img bs=1M count=8 2>/dev/null
-cat > /etc/xen/poff.cfg <<CFG
-name   = "poff"
-kernel = "$IMAGE"
-memory = 32
-extra  = "tinypv.block"
-disk   = [ 'file:/var/lib/xen/poff.img,xvda,w' ]
-vif    = [ 'bridge=xenbr0,mac=00:16:3e:00:00:81' ]
-on_poweroff = "destroy"
-CFG
+tiny_pv_cfg poff block "disk   = [ 'file:/var/lib/xen/poff.img,xvda,w' ]" \
+    "vif    = [ 'bridge=xenbr0,mac=00:16:3e:00:00:81' ]" 'on_poweroff = "destroy"'
 xm create -q /etc/xen/poff.cfg || fail "xm create poff returned $?"
 pd=$(xm domid poff)
 echo "poff is domain $pd; loops: $(/usr/sbin/losetup -a | wc -l) (before: $loops_before)"
@@ -111,13 +98,7 @@ xm log poff
 echo "DAEMON-POWEROFF-CLEAN"
 
 # --- 4. crash -> preserve ------------------------------------------------------------------
-cat > /etc/xen/crasher.cfg <<CFG
-name   = "crasher"
-kernel = "$IMAGE"
-memory = 32
-extra  = "tinypv.crash"
-on_crash = "preserve"
-CFG
+tiny_pv_cfg crasher crash 'on_crash = "preserve"'
 xm create -q /etc/xen/crasher.cfg || fail "xm create crasher returned $?"
 wait_log crasher "crash -> preserve" 60 || fail "no crash event for crasher"
 sleep 2

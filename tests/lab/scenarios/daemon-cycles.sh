@@ -28,13 +28,7 @@ RSS_TOLERANCE_KB=256
 T_START=$(now_ms)
 
 
-cat > /etc/xen/cyc.cfg <<CFG
-name   = "cyc"
-kernel = "$IMAGE"
-memory = 32
-extra  = "tinypv.reboot"
-on_reboot = "restart"
-CFG
+tiny_pv_cfg cyc reboot 'on_reboot = "restart"'
 
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$DPID/status"; }
 fds() { ls "/proc/$DPID/fd" | wc -l; }

@@ -30,13 +30,7 @@ daemon_scenario /tmp/xm-daemon-hoststop.log
 start_daemon
 echo "daemon pid $DPID"
 
-cat > /etc/xen/hoststop.cfg <<CFG
-name   = "hoststop"
-kernel = "$IMAGE"
-memory = 32
-extra  = "tinypv.block"
-on_poweroff = "restart"
-CFG
+tiny_pv_cfg hoststop block 'on_poweroff = "restart"'
 restarts() { xm log hoststop | grep -c "restarted as domain"; }
 
 # --- 1. no mark: a powered-off guest comes back ---------------------------------------------

@@ -24,20 +24,9 @@ daemon_scenario /tmp/xm-daemon-kill9.log
 
 
 for g in dk-one dk-two; do
-    cat > "/etc/xen/$g.cfg" <<CFG
-name   = "$g"
-kernel = "$IMAGE"
-memory = 32
-extra  = "tinypv.block"
-on_reboot = "restart"
-CFG
+    tiny_pv_cfg "$g" block 'on_reboot = "restart"'
 done
-cat > /etc/xen/dk-late.cfg <<CFG
-name   = "dk-late"
-kernel = "$IMAGE"
-memory = 32
-on_poweroff = "destroy"
-CFG
+tiny_pv_cfg dk-late "" 'on_poweroff = "destroy"'
 
 start_daemon
 first_pid=$DPID

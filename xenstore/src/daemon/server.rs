@@ -398,7 +398,7 @@ impl Server {
         // no notification announced is reported as one.
         self.handle_evtchn();
         if self.core.check_domains() {
-            warn!("a domain shut down or died without VIRQ_DOM_EXC reaching us; the periodic check found it");
+            warn!("the periodic check found a domain shut down or dead that no VIRQ_DOM_EXC had announced (lost, or not yet delivered)");
         }
     }
 
